@@ -1,0 +1,146 @@
+"""Typed events. The loop and the patterns emit them; the store, the terminal
+display and the dashboard are sinks of the same stream.
+
+Each event is a frozen dataclass; ``to_dict`` gives its JSON form with the
+class name under ``"event"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    run_id: str | None = None
+    at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": type(self).__name__, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    kind: str  # "agent", "race", "attempt", …
+    title: str = ""
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    status: str  # "done", "failed", "cancelled", "limited"
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCalled(Event):
+    provider: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    role: str = "executor"  # "executor", "advisor", "judge", …
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FallbackUsed(Event):
+    from_model: str
+    to_model: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCalled(Event):
+    tool: str
+    tool_use_id: str
+    input: dict[str, Any]
+    is_error: bool = False
+    output_preview: str = ""
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolDenied(Event):
+    tool: str
+    tool_use_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageAdded(Event):
+    """One message of the transcript (its JSON form), as it happens."""
+
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdvisorConsulted(Event):
+    trigger: str
+    advice: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SteeringReceived(Event):
+    message: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptStarted(Event):
+    attempt: str
+    model: str
+    agent: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptFinished(Event):
+    attempt: str
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckRan(Event):
+    attempt: str
+    command: str
+    exit_code: int | None
+    passed: bool
+    summary: str = ""
+    duration_ms: float = 0.0
+
+
+class ListSink:
+    """Collects events in a list: for tests and for summaries."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class FanOut:
+    """Sends each event to several sinks."""
+
+    def __init__(self, *sinks: Any) -> None:
+        self.sinks = [s for s in sinks if s is not None]
+
+    def emit(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink.emit(event)
+
+
+class NullSink:
+    def emit(self, event: Event) -> None:
+        pass
