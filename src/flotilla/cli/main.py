@@ -20,7 +20,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 # One module per command group; each defines register(app).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("models_cmd",)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__package__}.{_name}").register(app)
@@ -29,7 +29,9 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     """Entry point: user mistakes exit 2 with the fix, run failures exit 1, Ctrl-C exits 130."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # non-standalone click returns Exit/Abort codes instead of exiting
+            sys.exit(code)
     except UserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)

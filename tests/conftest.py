@@ -1,0 +1,37 @@
+"""Fixtures shared by every test module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from flotilla.testing.fake_provider import FakeProvider, FakeProviderHost
+
+
+@pytest.fixture(scope="session")
+def fake_provider_host() -> Iterator[FakeProviderHost]:
+    """One loopback server for the whole session; each test's providers are mounted on it."""
+    with FakeProviderHost() as host:
+        yield host
+
+
+@pytest.fixture
+def fake_provider(fake_provider_host: FakeProviderHost) -> Iterator[Callable[..., FakeProvider]]:
+    """A factory: ``fake_provider(script, api_key=None)`` gives a fresh FakeProvider over loopback.
+
+    Use ``fp.url`` as the Anthropic base URL and ``fp.url + "/v1"`` as the
+    OpenAI one; ``fp.count(model)`` and ``fp.received`` show what arrived. Each
+    provider has its own script and log, and is removed when the test ends.
+    """
+    providers: list[FakeProvider] = []
+
+    def start(script: dict[str, Any] | None = None, **options: Any) -> FakeProvider:
+        provider = fake_provider_host.provider(script, **options)
+        providers.append(provider)
+        return provider
+
+    yield start
+    for provider in providers:
+        provider.stop()
