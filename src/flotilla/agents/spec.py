@@ -33,6 +33,8 @@ class AgentSpec:
     path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Frontmatter fields flotilla does not know; kept, and warned about."""
+    warnings: list[str] = field(default_factory=list)
+    """What the loader noticed but did not refuse (unknown fields, unknown tool names)."""
 
     def allowed_tools(self) -> list[str]:
         names = list(self.tools) if self.tools is not None else list(ALL_TOOLS)
