@@ -226,6 +226,10 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
         return
     out.print(f"[bold]{run['title']}[/]  run {run['id']} · {run['kind']} · {run['status']} ({run['reason']})",
               highlight=False)
+    if run["kind"] == "race":
+        from ..patterns.race import report
+
+        out.print(report(store, run["id"]))
     for message in messages:
         _print_message(message)
     table = Table("run", "role", "model", "calls", "input", "output", "cache read", "cache write", "cost",

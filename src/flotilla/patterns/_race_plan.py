@@ -1,0 +1,86 @@
+"""Turning the race's flags and configuration into attempt plans, and estimating their cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import UserError
+from ..workspaces import DEFAULT_DIR
+from ._attempt import AttemptPlan
+from ._external import external_template
+
+
+class RaceConfig(BaseModel):
+    """The ``[race]`` section of flotilla.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check: str | None = None
+    """The check command run in each worktree when --check is not given (``pytest -q``, say)."""
+    setup: str | None = None
+    """A command run in each new worktree before its attempt starts (``uv sync``, ``npm ci`` …)."""
+    worktree_dir: str = DEFAULT_DIR
+    """Where worktrees go, relative to the repository root; git is told to ignore it."""
+    parallel: int | None = None
+    """How many attempts run at once; None runs them all at once."""
+    check_timeout_s: float = 600.0
+    """Seconds a check (and the setup command) may take."""
+    agent_timeout_s: float = 1800.0
+    """Seconds an external agent CLI may take."""
+    agents: dict[str, str] = {}
+    """External agent command templates by name; they override the defaults (claude-code, codex …)."""
+    tokens_per_attempt: int = 300_000
+    """Input tokens one attempt is assumed to use, for the estimate printed before starting."""
+    output_tokens_per_attempt: int = 30_000
+    """Output tokens one attempt is assumed to use, for the estimate."""
+
+
+def race_config(settings: Any) -> RaceConfig:
+    return settings.section("race", RaceConfig) if settings is not None else RaceConfig()
+
+
+def build_plans(models: list[str], *, n: int = 1, agent: str = "implementer", config: RaceConfig,
+                default_model: str = "", fallback: list[str] | None = None) -> list[AttemptPlan]:
+    """One plan per model, ``n`` times each (``a1``, ``a2`` …), for a flotilla agent or an external CLI."""
+    if n < 1:
+        raise UserError(f"-n must be at least 1 (got {n})")
+    template = external_template(agent, config.agents)
+    models = models or [default_model if template is None or "{model}" in template else ""]
+    plans = []
+    for model in models:
+        for _ in range(n):
+            plans.append(AttemptPlan(name=f"a{len(plans) + 1}", agent=agent, model=model,
+                                     fallback=list(fallback or []), template=template))
+    return plans
+
+
+def estimate(plans: list[AttemptPlan], *, config: RaceConfig, catalog: Any = None,
+             agents: dict[str, Any] | None = None) -> tuple[list[float | None], float]:
+    """Per-attempt USD estimates (None when unknown: external CLIs, unpriced models) and their sum.
+
+    An attempt's estimate is its agent's ``budget_usd`` when the agent file sets one, else the
+    configured tokens per attempt priced from the catalog.
+    """
+    from ..messages import Usage
+
+    per: list[float | None] = []
+    for plan in plans:
+        spec = (agents or {}).get(plan.agent)
+        if plan.template is not None:
+            per.append(None)
+        elif spec is not None and getattr(spec, "budget_usd", None):
+            per.append(float(spec.budget_usd))
+        elif catalog is not None and plan.model:
+            try:
+                name = catalog.resolve(plan.model)
+            except UserError:
+                per.append(None)
+                continue
+            info = catalog.info(name)
+            usage = Usage(input_tokens=config.tokens_per_attempt, output_tokens=config.output_tokens_per_attempt)
+            per.append(info.cost(usage) if info else None)
+        else:
+            per.append(None)
+    return per, sum(p for p in per if p)

@@ -1,0 +1,95 @@
+"""Running a check command (the project's own tests) in a workspace.
+
+The command runs in its own process group so that a timeout or Ctrl-C kills
+everything it started, not just the shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TAIL_CHARS = 4000
+
+_PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|warnings?|deselected)")
+_PYTEST_LINE = re.compile(r"^=*\s*(?:\d+ \w+(?:, )?)+.* in [\d.]+s.*$|^no tests ran in", re.M)
+
+
+@dataclass
+class CheckResult:
+    """What a check said: exit code (None on timeout), the tail of its output, pytest's counts."""
+
+    command: str
+    exit_code: int | None
+    tail: str
+    duration_s: float
+    timed_out: bool = False
+    pytest: dict[str, int] = field(default_factory=dict)
+    """pytest's summary counts (``passed``, ``failed``, ``errors`` …) when its summary line was found."""
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    @property
+    def summary(self) -> str:
+        """One short line: pytest's counts, else the exit code."""
+        if self.timed_out:
+            return f"timed out after {self.duration_s:.0f}s"
+        if self.pytest:
+            return ", ".join(f"{n} {k}" for k, n in self.pytest.items())
+        return "ok" if self.passed else f"exit {self.exit_code}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"command": self.command, "exit_code": self.exit_code, "passed": self.passed,
+                "summary": self.summary, "duration_s": round(self.duration_s, 3),
+                "timed_out": self.timed_out, "pytest": self.pytest, "tail": self.tail[-1500:]}
+
+
+def parse_pytest(output: str) -> dict[str, int]:
+    """The counts on pytest's final summary line (``3 passed, 1 failed in 0.2s``), or {}."""
+    lines = _PYTEST_LINE.findall(output)
+    if not lines:
+        return {}
+    counts: dict[str, int] = {}
+    for number, word in _PYTEST_COUNT.findall(lines[-1]):
+        word = {"error": "errors", "warning": "warnings"}.get(word, word)
+        counts[word] = counts.get(word, 0) + int(number)
+    return counts
+
+
+async def run_check(command: str, cwd: Path, *, timeout: float = 600.0,
+                    env: dict[str, str] | None = None) -> CheckResult:
+    """Runs ``command`` through the shell in ``cwd``; never raises for the command's own failure."""
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_shell(
+        command, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, **(env or {}), "FLOTILLA_WORKSPACE": str(cwd)})
+    timed_out = False
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        timed_out = True
+        kill_group(proc.pid)
+        output, _ = await proc.communicate()
+    except BaseException:  # cancelled (Ctrl-C, budget): leave nothing running behind us
+        kill_group(proc.pid)
+        raise
+    text = output.decode(errors="replace")
+    return CheckResult(command=command, exit_code=None if timed_out else proc.returncode,
+                       tail=text[-TAIL_CHARS:], duration_s=time.monotonic() - start,
+                       timed_out=timed_out, pytest=parse_pytest(text))
+
+
+def kill_group(pid: int) -> None:
+    """Kills a process group started with ``start_new_session``; gone already is fine."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
