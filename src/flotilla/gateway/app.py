@@ -1,0 +1,298 @@
+"""The gateway as a bare ASGI application: Anthropic Messages in, any backend out.
+
+Kept free of a web framework on purpose: the request path is a handful of
+awaits, and every microsecond here is added to every call a client makes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import ProviderError
+from ..messages import MessagesRequest, Usage, estimate_tokens
+from .errors import GatewayError, from_exception
+from .keys import ANONYMOUS, Key, KeyStore
+from .metrics import Metrics
+from .proxy import Call, serve_plain, serve_stream
+from .state import LiveConfig, Snapshot
+
+log = logging.getLogger("flotilla.gateway")
+_JSON = (b"content-type", b"application/json")
+_PASSED_ON = ("anthropic-beta", "anthropic-version")
+_ESTIMATED_OUTPUT_TOKENS = 4096  # a budget reservation's output guess, capped by max_tokens
+
+
+class Gateway:
+    """``Gateway(live, keys)`` is the ASGI app ``flotilla gateway`` serves."""
+
+    def __init__(self, live: LiveConfig, keys: KeyStore, metrics: Metrics | None = None) -> None:
+        self.live = live
+        self.keys = keys
+        self.metrics = metrics or Metrics()
+        self._auth_required = keys.any_configured()
+        self._auth_checked = time.monotonic()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        t0 = time.perf_counter()
+        request_id = "req_" + os.urandom(12).hex()
+        method, path = scope["method"], scope["path"]  # ASGI gives the path without its query
+        try:
+            if path == "/v1/messages" and method == "POST":
+                await self._messages(scope, receive, send, request_id, t0)
+            elif path == "/v1/messages/count_tokens" and method == "POST":
+                await self._count_tokens(scope, receive, send, request_id)
+            elif path == "/v1/models" and method == "GET":
+                self._authenticate(_headers(scope))
+                await _reply(send, 200, json.dumps(self._models()).encode(), request_id)
+            elif path in ("/", "/health") and method in ("GET", "HEAD"):
+                body = b"" if method == "HEAD" else json.dumps(
+                    {"status": "ok", "service": "flotilla gateway"}).encode()
+                await _reply(send, 200, body, request_id)
+            elif path == "/metrics" and method == "GET":
+                await _reply(send, 200, self.metrics.render().encode(), request_id,
+                             content_type=b"text/plain; version=0.0.4")
+            else:
+                raise GatewayError(404, f"no endpoint {method} {path}; this gateway serves POST /v1/messages, "
+                                        "POST /v1/messages/count_tokens, GET /v1/models, /health and /metrics",
+                                   "not_found_error")
+        except Exception as exc:
+            if not isinstance(exc, GatewayError):
+                log.exception("gateway request %s failed", request_id)
+            error = from_exception(exc)
+            self.metrics.errors[(error.kind,)] += 1
+            if path == "/v1/messages" and not getattr(exc, "logged", False):
+                self._log_refused(request_id, error, t0)
+            await _error(send, error, request_id, t0)
+
+    # -- POST /v1/messages ------------------------------------------------
+
+    async def _messages(self, scope: dict[str, Any], receive: Any, send: Any, request_id: str,
+                        t0: float) -> None:
+        snap = self.live.get()
+        headers = _headers(scope)
+        body = await _read_body(receive, headers, snap.config.max_body_mb)
+        key = self._authenticate(headers)
+        request = _parse(body)
+        route = snap.router.route(request, headers)
+        chain = tuple(m for m in route.chain if key.allows(m))
+        if not chain:
+            raise GatewayError(403, f"key {key.name!r} may not use {', '.join(route.chain)}; "
+                                    f"it is limited to {', '.join(key.models)}", "permission_error")
+        estimate = self._estimate(snap, key, chain[0], request)
+        if not self.keys.reserve(key, estimate):
+            raise GatewayError(429, f"the budget of key {key.name!r} (${key.budget_usd:.2f}) is spent; "
+                                    "raise it or create a key with a new budget", "rate_limit_error")
+        passed_on = {h: headers[h] for h in _PASSED_ON if h in headers}
+        call = Call(request_id=request_id, rule=route.rule, t0=t0, stream=bool(request.stream))
+        try:
+            if request.stream:
+                await serve_stream(call, snap, chain, request, passed_on, send, self.metrics, receive)
+            else:
+                await serve_plain(call, snap, chain, request, passed_on, send, self.metrics)
+        except Exception as exc:
+            if not isinstance(exc, GatewayError):
+                log.exception("gateway request %s failed", request_id)
+            error = from_exception(exc)
+            call.status, call.error = error.status, error.kind
+            error.logged = True  # type: ignore[attr-defined]  # by the finally below
+            error.route = f"{call.rule}; model={call.model}"  # type: ignore[attr-defined]
+            raise error from None
+        finally:
+            cost = snap.catalog.cost(call.model, call.usage) if call.model else 0.0
+            self.keys.settle(key, estimate, cost)
+            self._account(call, key, cost)
+
+    def _estimate(self, snap: Snapshot, key: Key, model: str, request: MessagesRequest) -> float:
+        if key.budget_usd is None:
+            return 0.0
+        guess = Usage(input_tokens=estimate_tokens(request),
+                      output_tokens=min(request.max_tokens, _ESTIMATED_OUTPUT_TOKENS))
+        return snap.catalog.cost(model, guess)
+
+    def _account(self, call: Call, key: Key, cost: float) -> None:
+        latency = time.perf_counter() - call.t0
+        u = call.usage
+        tokens = {"input": u.input_tokens, "output": u.output_tokens,
+                  "cache_read": u.cache_read_input_tokens, "cache_write": u.cache_creation_input_tokens}
+        self.metrics.record(key=key.name, model=call.model or "-", route=call.rule, status=call.status,
+                            latency_s=latency, ttft_s=call.ttft, tokens=tokens, cost=cost, error=call.error)
+        if not self.live.current.config.log_requests:
+            return
+        try:
+            self.keys.log({
+                "request_id": call.request_id, "key_name": key.name, "route": call.rule, "model": call.model,
+                "status": call.status, "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+                "cache_read_tokens": u.cache_read_input_tokens,
+                "cache_write_tokens": u.cache_creation_input_tokens, "cost_usd": cost,
+                "latency_ms": latency * 1000, "ttft_ms": call.ttft * 1000 if call.ttft is not None else None,
+                "overhead_ms": call.overhead_ms, "stream": int(call.stream), "error": call.error,
+                "at": time.time()})
+        except Exception:  # the log must never fail a request that was served
+            log.exception("could not write the gateway request log")
+
+    def _log_refused(self, request_id: str, error: GatewayError, t0: float) -> None:
+        """A request refused before any backend was called (bad body, key, budget, route) still gets its row."""
+        if not self.live.current.config.log_requests:
+            return
+        try:
+            self.keys.log({"request_id": request_id, "route": "none", "status": error.status, "error": error.kind,
+                           "latency_ms": (time.perf_counter() - t0) * 1000, "at": time.time()})
+        except Exception:
+            log.exception("could not write the gateway request log")
+
+    # -- POST /v1/messages/count_tokens -----------------------------------
+
+    async def _count_tokens(self, scope: dict[str, Any], receive: Any, send: Any, request_id: str) -> None:
+        snap = self.live.get()
+        headers = _headers(scope)
+        body = await _read_body(receive, headers, snap.config.max_body_mb)
+        self._authenticate(headers)
+        data = _load_json(body)
+        data.setdefault("max_tokens", 1)  # count_tokens requests carry none
+        request = _validate(data)
+        route = snap.router.route(request, headers)
+        name = route.chain[0]
+        extra: list[tuple[bytes, bytes]] = []
+        if snap.kind(name) == "anthropic":
+            passed_on = {h: headers[h] for h in _PASSED_ON if h in headers}
+            try:
+                count = await snap.model(name).count_tokens(request, headers=passed_on or None)
+            except ProviderError as exc:
+                raise from_exception(exc) from None
+            result: dict[str, Any] = {"input_tokens": count}
+        else:
+            result = {"input_tokens": estimate_tokens(request), "estimated": True}
+            extra.append((b"x-flotilla-token-count", b"local-estimate"))
+        extra.append((b"x-flotilla-route", f"{route.rule}; model={name}".encode()))
+        await _reply(send, 200, json.dumps(result).encode(), request_id, extra=extra)
+
+    # -- helpers ------------------------------------------------------------
+
+    def _authenticate(self, headers: dict[str, str]) -> Key:
+        now = time.monotonic()
+        if now - self._auth_checked > 1.0:  # keys created by `flotilla keys` in another process
+            self._auth_checked = now
+            self._auth_required = self.keys.any_configured()
+        if not self._auth_required:
+            return ANONYMOUS
+        secret = headers.get("x-api-key")
+        if not secret:
+            auth = headers.get("authorization", "")
+            if auth[:7].lower() == "bearer ":
+                secret = auth[7:].strip()
+        if not secret:
+            raise GatewayError(401, "this gateway needs a key: send it as x-api-key or "
+                                    "Authorization: Bearer (`flotilla keys create` makes one)")
+        key = self.keys.verify(secret)
+        if key is None:
+            raise GatewayError(401, "the key sent is unknown or revoked")  # never echo the key
+        return key
+
+    def _models(self) -> dict[str, Any]:
+        snap = self.live.get()
+        names = list(snap.config.aliases) + sorted(snap.catalog.aliases) + sorted(
+            m for m in snap.catalog.models if "*" not in m)
+        data = [{"type": "model", "id": n, "display_name": n, "created_at": "2025-01-01T00:00:00Z"}
+                for n in dict.fromkeys(names)]
+        return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None}
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def _read_body(receive: Any, headers: dict[str, str], max_mb: float) -> bytes:
+    limit = int(max_mb * 1024 * 1024)
+    too_big = GatewayError(413, f"the request body is over the gateway's limit of {max_mb:g} MB",
+                           "request_too_large")
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise GatewayError(400, "the client went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _load_json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GatewayError(400, f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise GatewayError(400, "the request body must be a JSON object")
+    return data
+
+
+def _validate(data: dict[str, Any]) -> MessagesRequest:
+    try:
+        return MessagesRequest.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(map(str, err["loc"]))
+        raise GatewayError(400, f"{where}: {err['msg']}") from None
+
+
+def _parse(body: bytes) -> MessagesRequest:
+    return _validate(_load_json(body))
+
+
+async def _reply(send: Any, status: int, body: bytes, request_id: str, *, content_type: bytes = _JSON[1],
+                 extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", content_type), (b"request-id", request_id.encode()),
+               (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers += extra
+    if not any(k == b"x-flotilla-route" for k, _ in headers):
+        headers.append((b"x-flotilla-route", b"none"))
+    headers.append((b"x-flotilla-overhead-ms", b"0"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: Any, exc: GatewayError, request_id: str, t0: float) -> None:
+    body = exc.body(request_id)
+    overhead = f"{(time.perf_counter() - t0) * 1000:.3f}".encode()
+    headers = [_JSON, (b"request-id", request_id.encode()), (b"content-length", str(len(body)).encode()),
+               (b"x-flotilla-route", getattr(exc, "route", "none").encode()),
+               (b"x-flotilla-overhead-ms", overhead)]
+    if exc.retry_after is not None:
+        headers.append((b"retry-after", str(int(exc.retry_after + 0.999)).encode()))
+    try:
+        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except (RuntimeError, OSError):
+        pass  # the response had already started (or the client left): nothing more to say
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+

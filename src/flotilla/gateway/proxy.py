@@ -1,0 +1,194 @@
+"""Calling the backends for one request: the fallback chain, plain or streamed.
+
+A chain moves on only before the first byte has gone to the client; once a
+stream has started, a failure becomes an SSE ``event: error`` with
+``overloaded_error`` and the stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ProviderError
+from ..messages import MessagesRequest
+from ..messages import Usage as TokenUsage
+from ..models.fallback import falls_back
+from ..models.usage import close_stream
+from .errors import GatewayError, from_exception
+from .lean import encode_event, fold_usage
+from .metrics import Metrics
+from .state import Snapshot
+
+log = logging.getLogger("flotilla.gateway")
+
+
+@dataclass
+class Call:
+    """What one request did, filled in as it goes; logged when it ends."""
+
+    request_id: str
+    rule: str
+    t0: float
+    stream: bool
+    model: str = ""
+    status: int = 200
+    error: str | None = None
+    ttft: float | None = None
+    overhead_ms: float | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+
+
+def _for_backend(snap: Snapshot, name: str, request: MessagesRequest,
+                 passed_on: dict[str, str]) -> tuple[MessagesRequest, dict[str, Any]]:
+    """The request as ``name`` gets it, and the keyword arguments for the adapter call."""
+    model_id = name.split(":", 1)[-1]
+    if request.model != model_id:
+        request = request.model_copy(update={"model": model_id})
+    if passed_on and snap.kind(name) == "anthropic":
+        return request, {"headers": passed_on}
+    return request, {}
+
+
+def _timeout_error(name: str, seconds: float) -> ProviderError:
+    provider, _, model = name.partition(":")
+    return ProviderError(f"no answer within {seconds:g} s", provider=provider, model=model,
+                         kind="timeout_error")
+
+
+def _headers(call: Call, content_type: bytes = b"application/json") -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", content_type), (b"request-id", call.request_id.encode()),
+            (b"x-flotilla-route", f"{call.rule}; model={call.model}".encode()),
+            (b"x-flotilla-overhead-ms", f"{call.overhead_ms or 0.0:.3f}".encode())]
+
+
+async def serve_plain(call: Call, snap: Snapshot, chain: tuple[str, ...], request: MessagesRequest,
+                      passed_on: dict[str, str], send: Any, metrics: Metrics) -> None:
+    """One JSON answer from the first model in ``chain`` that gives one."""
+    timeout = snap.config.timeout_s
+    for i, name in enumerate(chain):
+        call.model = name
+        backend = snap.model(name)
+        req, kwargs = _for_backend(snap, name, request, passed_on)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                if hasattr(backend, "raw"):  # relayed as it came: no parse and re-encode
+                    call.usage = TokenUsage()
+                    response = await backend.raw(req, call.usage, **kwargs)
+                else:
+                    response = await backend.request(req, **kwargs)
+            break
+        except (ProviderError, TimeoutError) as exc:
+            error = exc if isinstance(exc, ProviderError) else _timeout_error(name, timeout)
+            if i + 1 < len(chain) and falls_back(error):
+                metrics.fallback(name, chain[i + 1])
+                continue
+            raise from_exception(error) from None
+    upstream = time.perf_counter() - started
+    call.ttft = upstream
+    if isinstance(response, bytes):
+        body = response
+    else:
+        call.usage = response.usage
+        body = response.model_dump_json(exclude_none=True).encode()
+    call.overhead_ms = ((time.perf_counter() - call.t0) - upstream) * 1000
+    headers = _headers(call)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _events_as_sse(events: AsyncIterator[Any], usage: TokenUsage) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            kind = event.type
+            if kind == "message_start":
+                fold_usage(usage, event.message.usage)
+            elif kind == "message_delta":
+                fold_usage(usage, event.usage)
+            yield encode_event(event)
+    finally:
+        await close_stream(events)
+
+
+def _sse_source(backend: Any, request: MessagesRequest, kwargs: dict[str, Any], usage: TokenUsage
+                ) -> AsyncIterator[bytes]:
+    """SSE bytes from a backend: its own ``sse`` fast path when it has one, else its events encoded."""
+    if hasattr(backend, "sse"):
+        return backend.sse(request, usage, **kwargs)
+    return _events_as_sse(backend.stream(request, **kwargs), usage)
+
+
+async def serve_stream(call: Call, snap: Snapshot, chain: tuple[str, ...], request: MessagesRequest,
+                       passed_on: dict[str, str], send: Any, metrics: Metrics, receive: Any = None) -> None:
+    """Server-sent events from the first model in ``chain`` whose stream opens."""
+    timeout = snap.config.timeout_s
+    loop = asyncio.get_running_loop()
+    for i, name in enumerate(chain):
+        call.model = name
+        call.usage = TokenUsage()
+        backend = snap.model(name)
+        req, kwargs = _for_backend(snap, name, request, passed_on)
+        started = time.perf_counter()
+        source = _sse_source(backend, req, kwargs, call.usage)
+        try:
+            async with asyncio.timeout(timeout):
+                first = await anext(source)
+            break
+        except (ProviderError, TimeoutError, StopAsyncIteration) as exc:
+            await close_stream(source)
+            if isinstance(exc, StopAsyncIteration):
+                raise GatewayError(500, f"{name} ended its stream before any event", "api_error") from None
+            error = exc if isinstance(exc, ProviderError) else _timeout_error(name, timeout)
+            if i + 1 < len(chain) and falls_back(error):
+                metrics.fallback(name, chain[i + 1])
+                continue
+            raise from_exception(error) from None
+    now = time.perf_counter()
+    call.ttft = now - started
+    call.overhead_ms = ((now - call.t0) - call.ttft) * 1000
+    headers = _headers(call, content_type=b"text/event-stream")
+    headers.append((b"cache-control", b"no-cache"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    # The server drops writes to a client that has gone; this watcher notices, so that the
+    # upstream generation (which costs tokens) is stopped rather than read to its end.
+    gone = asyncio.ensure_future(receive()) if receive is not None else None
+    try:
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        # One deadline for the silence between events, moved on at most once a second (cheaper than
+        # a timeout per event, which cost more than relaying the event).
+        async with asyncio.timeout(timeout) as deadline:
+            moved = loop.time()
+            async for block in source:
+                if gone is not None and gone.done():
+                    raise ConnectionResetError("the client went away")
+                await send({"type": "http.response.body", "body": block, "more_body": True})
+                now_l = loop.time()
+                if now_l - moved > 1.0:
+                    deadline.reschedule(now_l + timeout)
+                    moved = now_l
+    except (ProviderError, TimeoutError) as exc:
+        # Bytes have gone out: no fallback now; tell the client the way Anthropic does.
+        error = exc if isinstance(exc, ProviderError) else _timeout_error(call.model, timeout)
+        call.status, call.error = 529, "overloaded_error"
+        late = GatewayError(529, f"{call.model} failed mid-stream: {from_exception(error).message}",
+                            "overloaded_error")
+        await send({"type": "http.response.body", "body": late.sse(call.request_id), "more_body": True})
+    except OSError:
+        call.status, call.error = 499, "client_disconnected"
+        return
+    except Exception:  # a fault of ours mid-stream: the client still gets a proper error event
+        log.exception("gateway stream %s failed", call.request_id)
+        call.status, call.error = 500, "api_error"
+        failed = GatewayError(500, "the gateway failed mid-stream; see its log", "api_error")
+        await send({"type": "http.response.body", "body": failed.sse(call.request_id), "more_body": True})
+    finally:
+        if gone is not None:
+            gone.cancel()
+        await close_stream(source)
+    await send({"type": "http.response.body", "body": b""})
