@@ -7,15 +7,12 @@ adds templates or overrides these; ``cmd:TEMPLATE`` gives one inline.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shlex
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from ..workspaces.checks import kill_group
+from ..workspaces.checks import run_shell
 
 DEFAULT_TEMPLATES: dict[str, str] = {
     "claude-code": "claude -p {spec} --model {model} --permission-mode acceptEdits",
@@ -67,24 +64,9 @@ async def run_external(template: str, *, spec: str, model: str, workspace: Path,
     spec_file = _spec_file(workspace)
     spec_file.write_text(spec)
     command = render(template, spec=spec, model=model, workspace=workspace, spec_file=spec_file)
-    start = time.monotonic()
-    proc = await asyncio.create_subprocess_shell(
-        command, cwd=workspace, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, **(env or {}), "FLOTILLA_WORKSPACE": str(workspace)})
-    timed_out = False
-    try:
-        output, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        timed_out = True
-        kill_group(proc.pid)
-        output, _ = await proc.communicate()
-    except BaseException:
-        kill_group(proc.pid)
-        raise
-    return ExternalResult(command=command, exit_code=None if timed_out else proc.returncode,
-                          output=output.decode(errors="replace")[-OUTPUT_TAIL:],
-                          duration_s=time.monotonic() - start, timed_out=timed_out)
+    done = await run_shell(command, workspace, timeout=timeout, env=env)
+    return ExternalResult(command=command, exit_code=done.exit_code, output=done.output[-OUTPUT_TAIL:],
+                          duration_s=done.duration_s, timed_out=done.timed_out)
 
 
 def _spec_file(workspace: Path) -> Path:

@@ -63,9 +63,23 @@ def parse_pytest(output: str) -> dict[str, int]:
     return counts
 
 
-async def run_check(command: str, cwd: Path, *, timeout: float = 600.0,
-                    env: dict[str, str] | None = None) -> CheckResult:
-    """Runs ``command`` through the shell in ``cwd``; never raises for the command's own failure."""
+@dataclass
+class ShellResult:
+    """A finished shell command: exit code (None on timeout), all its output, how long it took."""
+
+    exit_code: int | None
+    output: str
+    duration_s: float
+    timed_out: bool = False
+
+
+async def run_shell(command: str, cwd: Path, *, timeout: float,
+                    env: dict[str, str] | None = None) -> ShellResult:
+    """Runs ``command`` through the shell in ``cwd``, in its own process group.
+
+    On timeout or cancellation the whole group is killed, so nothing it started
+    outlives it. The command's own failure is a result, never an exception.
+    """
     start = time.monotonic()
     proc = await asyncio.create_subprocess_shell(
         command, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -81,10 +95,16 @@ async def run_check(command: str, cwd: Path, *, timeout: float = 600.0,
     except BaseException:  # cancelled (Ctrl-C, budget): leave nothing running behind us
         kill_group(proc.pid)
         raise
-    text = output.decode(errors="replace")
-    return CheckResult(command=command, exit_code=None if timed_out else proc.returncode,
-                       tail=text[-TAIL_CHARS:], duration_s=time.monotonic() - start,
-                       timed_out=timed_out, pytest=parse_pytest(text))
+    return ShellResult(exit_code=None if timed_out else proc.returncode, output=output.decode(errors="replace"),
+                       duration_s=time.monotonic() - start, timed_out=timed_out)
+
+
+async def run_check(command: str, cwd: Path, *, timeout: float = 600.0,
+                    env: dict[str, str] | None = None) -> CheckResult:
+    """Runs a check command in ``cwd``; never raises for the command's own failure."""
+    done = await run_shell(command, cwd, timeout=timeout, env=env)
+    return CheckResult(command=command, exit_code=done.exit_code, tail=done.output[-TAIL_CHARS:],
+                       duration_s=done.duration_s, timed_out=done.timed_out, pytest=parse_pytest(done.output))
 
 
 def kill_group(pid: int) -> None:
