@@ -152,7 +152,7 @@ async def main() -> None:
             print(f"{'ms per turn, ' + kind + ' SQLite store':34}{runtime:12.3f}{bare:12.3f}"
                   f"{runtime - bare:12.3f}   <= 2 ms")
         traced, rss = await memory(root)
-        print(f"\nmemory per running agent, 100 concurrent, 10 turns of transcript each:")
+        print("\nmemory per running agent, 100 concurrent, 10 turns of transcript each:")
         print(f"  tracemalloc {traced:.3f} MB   RSS {rss:.3f} MB   (target <= 5 MB)")
 
 

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 from flotilla import durable
+from flotilla.agents.seam import Steps as InMemorySteps
 from flotilla.messages import MessagesResponse, TextBlock, ToolUseBlock, Usage
 
 STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
@@ -48,7 +49,7 @@ async def bench_agent(n: int) -> int:
 
 async def in_memory(n: int) -> float:
     started = time.perf_counter()
-    await agent(n, durable.InMemorySteps())
+    await agent(n, InMemorySteps())
     return time.perf_counter() - started
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from flotilla import durable
 from flotilla.agents.tools.base import ToolOutput
-from flotilla.durable import DurableSteps, InMemorySteps
+from flotilla.agents.seam import Steps as InMemorySteps
+from flotilla.durable import DurableSteps
 from flotilla.messages import Message, MessagesRequest, ToolResultBlock, ToolSpec
 from flotilla.testing import ScriptedModel, reply, tool_call
 

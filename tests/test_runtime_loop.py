@@ -271,7 +271,8 @@ async def test_every_model_and_tool_call_goes_through_the_seam(tmp_path: Path) -
     model = ScriptedModel([first, reply("ok")], name="scripted:exec")
     await run(spec(), "x", tmp_path, {"scripted:exec": model}, steps=steps)
     ids = [b.id for b in first.tool_uses()]
-    assert steps.keys == ["model:turn:1", f"tool:{ids[0]}", f"tool:{ids[1]}", "model:turn:2"]
+    assert steps.keys == ["steering:0", "model:turn:1", f"tool:{ids[0]}", f"tool:{ids[1]}",
+                          "steering:1", "model:turn:2"]
 
 
 async def test_steering_takes_the_form_every_model_of_the_fallback_chain_accepts(tmp_path: Path) -> None:

@@ -118,6 +118,7 @@ class _Run:
         self.final_text = ""
         self.files: list[str] = []
         self.denials: list[str] = []
+        self._stored_messages = 0
 
     def _build_models(self, override: str | None, fallback: list[str], advisor: str | None,
                       model_factory: Callable[[str], Model] | None, parent_model: str | None) -> Callable[[str], Model]:
@@ -146,11 +147,12 @@ class _Run:
 
     async def go(self, task: str) -> AgentResult:
         title = f"{self.spec.name}: {' '.join(task.split())[:80]}"
-        self.store.create_run("agent", title, parent_id=self.parent_run_id, run_id=self.run_id, meta={
-            "agent": self.spec.name, "model": self.model_name, "workspace": str(self.workspace),
-            "read_only": self.read_only, "depth": self.depth,
-            "advisor": self.advisor.model.name if self.advisor else None})
-        self.sink.emit(RunStarted(run_id=self.run_id, kind="agent", title=title, parent_id=self.parent_run_id))
+        if not self._resuming():
+            self.store.create_run("agent", title, parent_id=self.parent_run_id, run_id=self.run_id, meta={
+                "agent": self.spec.name, "model": self.model_name, "workspace": str(self.workspace),
+                "read_only": self.read_only, "depth": self.depth,
+                "advisor": self.advisor.model.name if self.advisor else None})
+            self.sink.emit(RunStarted(run_id=self.run_id, kind="agent", title=title, parent_id=self.parent_run_id))
         self._add(Message(role="user", content=task))
         error: str | None = None
         try:
@@ -173,11 +175,31 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - a bug must still end the run with its reason recorded
             log.exception("run %s failed", self.run_id)
             stop, error = "error", f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:
+            if type(exc).__name__ == "DBOSWorkflowCancelledError":  # a durable run cancelled between steps
+                self._finish("cancelled", "the durable run was cancelled (Ctrl-C, or cancelled from another process)")
+            raise
         return self._finish(stop, error)
+
+    def _resuming(self) -> bool:
+        """True when a durable run is resumed: its row exists, and the transcript messages the store
+        already holds are not emitted again while the loop replays up to them."""
+        if not getattr(self.steps, "durable", False):
+            return False
+        try:
+            self.store.get_run(self.run_id)
+        except FlotillaError:
+            return False
+        events = getattr(self.store, "events", None)
+        self._stored_messages = len(events(self.run_id, kind="MessageAdded")) if events is not None else 0
+        usage = getattr(self.store, "usage", None)
+        if usage is not None:  # replayed model calls emit no ModelCalled: count what they cost before the crash
+            self.tally.cost_usd = sum(row["cost_usd"] or 0.0 for row in usage([self.run_id]))
+        return True
 
     async def _loop(self) -> str:
         while True:
-            if self._take_steering():
+            if await self._steering():
                 return "stopped"
             if self.max_turns is not None and self.turns >= self.max_turns:
                 return "max_turns"
@@ -194,6 +216,8 @@ class _Run:
                     continue
                 return "end_turn"
             notes = await self._advise_before_first_change(calls)
+            # Fix the step order of concurrent calls before any runs, so a replay matches each to its record.
+            self.steps.reserve_tool_calls([c.id for c in calls])
             outputs = await _all(self._tool(call) for call in calls)
             notes += await self._advise_on_repeats(calls, outputs)
             results = [ToolResultBlock(tool_use_id=c.id, content=o.content, is_error=o.is_error or None)
@@ -326,10 +350,16 @@ class _Run:
                 return True
         return False
 
-    def _take_steering(self) -> bool:
-        """Adds what the steering inbox holds to the conversation; True when it says stop."""
+    async def _steering(self) -> bool:
+        """Adds what the steering inbox holds to the conversation; True when it says stop.
+
+        Taking the inbox empties it, so it is taken in a step: a durable replay sees what was taken."""
+        async def take() -> list[dict[str, Any]]:
+            return self.store.take_steering(self.run_id)
+
+        items = await self.steps.step(f"steering:{self.turns}", take)
         stop = False
-        for item in self.store.take_steering(self.run_id):
+        for item in items:
             if item.get("message"):
                 self._add(steering_message(item["message"], self.kind))
             if item.get("read_only") and not self.read_only:
@@ -344,6 +374,9 @@ class _Run:
 
     def _add(self, message: Message) -> None:
         self.messages.append(message)
+        if self._stored_messages > 0:  # a resumed run replaying what the store already holds
+            self._stored_messages -= 1
+            return
         self.sink.emit(MessageAdded(run_id=self.run_id, message=message.wire()))
 
     def _finish(self, stop: str, error: str | None) -> AgentResult:

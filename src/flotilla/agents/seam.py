@@ -7,6 +7,15 @@ module's ``DurableSteps`` (same shape, ``flotilla.durable.Steps``) records
 each result so that a resumed run replays finished calls instead of repeating
 them. Side effects that must not repeat on replay (``ModelCalled`` usage rows,
 ``ToolCalled`` events) happen inside the closure.
+
+What a durable replay runs again, because it is outside any step: the
+permission checks (pure functions of the agent file and the call) and the
+``PreToolUse``/``PostToolUse``/``Stop`` hooks (their verdicts are not
+recorded: a hook should be a check, not an action). The transcript events are
+not sent twice: a resumed run skips the ``MessageAdded`` events the store
+already holds (see ``loop._Run``). Subagents run inside their ``Agent`` tool
+call's step, not as steps of their own: one in flight at a crash runs again
+from its start.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ class Steps:
 
     def __init__(self) -> None:
         self.executed = 0
+        self.replayed = 0
 
     async def model_call(self, key: str, fn: Callable[[], Awaitable[MessagesResponse]]) -> MessagesResponse:
         return await self.step(f"model:{key}", fn)
@@ -36,3 +46,6 @@ class Steps:
     async def step(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
         self.executed += 1
         return await fn()
+
+    def reserve_tool_calls(self, ids: list[str]) -> None:
+        """Called before tool calls run concurrently; a durable seam fixes their step order here."""

@@ -44,6 +44,11 @@ def race(
     setup: Optional[str] = typer.Option(None, "--setup", help="A command run in each worktree first."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     store: Optional[str] = typer.Option(None, "--store", help="Run store path."),
+    durable_run: bool = typer.Option(True, "--durable/--no-durable",
+                                     help="Record every step so a crash resumes (`flotilla resume RACE`)."),
+    queue: bool = typer.Option(False, "--queue", help="Enqueue the attempts for `flotilla worker` processes."),
+    remote: Optional[str] = typer.Option(None, "--remote",
+                                         help="The git remote workers share (default: [worker] remote)."),
 ) -> None:
     """Race one spec across models in git worktrees; verify, rank, merge the winner."""
     from ..agents.loader import load_agents
@@ -87,19 +92,69 @@ def race(
                           setup=setup or config.setup, worktree_dir=config.worktree_dir,
                           check_timeout=config.check_timeout_s, agent_timeout=config.agent_timeout_s)
     run_store = open_store(store)
+    if queue:
+        from .durable_cmd import worker_config
+
+        remote = remote or worker_config(settings).remote
     with LiveView(err, enabled=err.is_terminal and not as_json) as view:
         def observe(race_id: str, attempts: list[Any]) -> None:
             err.print(f"race {race_id}: {len(attempts)} attempts from {options.base}", highlight=False)
             view.observe(race_id, attempts)
 
-        outcome = asyncio.run(run_race(options, root=repo.root, store=run_store, settings=settings,
-                                       agents=agents, catalog=catalog, observe=observe))
+        if durable_run or queue:
+            result = _durable_race(options, repo.root, run_store, observe, queue=queue, remote=remote)
+        else:
+            result = asyncio.run(run_race(options, root=repo.root, store=run_store, settings=settings,
+                                          agents=agents, catalog=catalog, observe=observe)).to_dict()
     if as_json:
-        print(json.dumps(outcome.to_dict(), indent=2, default=str))
+        print(json.dumps(result, indent=2, default=str))
     else:
-        out.print(outcome_view(run_store.get_run(outcome.race_id)["result"]))
-    if outcome.winner is None:
+        out.print(outcome_view(run_store.get_run(result["race_id"])["result"]))
+    if result["winner"] is None:
         raise SystemExit(1)  # typer.Exit's code is lost in non-standalone mode
+
+
+def _durable_race(options: Any, root: Path, run_store: Any, observe: Any, *, queue: bool,
+                  remote: str | None) -> dict[str, Any]:
+    """Runs the race as a durable workflow in this process (its attempts here, or on workers with
+    ``queue``); launching also recovers this machine's crashed runs. Ctrl-C cancels it for good."""
+    from ..models.budget import Meter
+    from ..patterns import durable_race
+    from ..patterns.race import _Tracker, begin_race
+    from .durable_cmd import durable_url, finish_recovered, launch_recovering, load_workflows
+
+    durable = load_workflows()
+
+    async def go() -> dict[str, Any]:
+        recovered = launch_recovering(durable, durable_url(run_store.path))
+        try:
+            begun = begin_race(options, root=root, store=run_store)
+            tracker = _Tracker(begun.attempts, options.budget_usd, lambda: None)
+            durable_race.LIVE[begun.race_id] = (tracker, {a.name: a for a in begun.attempts}, Meter())
+            observe(begun.race_id, begun.attempts)
+            job = durable_race.race_job(options, begun, store=run_store.path, queue=queue, remote=remote)
+            handle = await durable_race.start_race(job)
+            if queue:
+                err.print(f"attempts queued for `flotilla worker` processes (remote: {remote or 'none, one machine'})",
+                          highlight=False)
+            try:
+                result = await handle.result()
+            except asyncio.CancelledError:
+                await durable.cancel(begun.race_id)
+                # the attempts save their work on their branches as they stop (other runs this process
+                # recovered in the background are left for the next launch)
+                for _ in range(400):
+                    if not any(a.status in ("setup", "running", "checking") for a in begun.attempts):
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.to_thread(durable_race.record_cancelled, job)
+                raise
+            await finish_recovered(durable, recovered)
+            return result
+        finally:
+            durable.shutdown()
+
+    return asyncio.run(go())
 
 
 def merge(
@@ -164,9 +219,13 @@ def gc(
     from ..store import open_store
     from ..workspaces import collect_garbage, open_repo
 
+    from .durable_cmd import give_up
+
     config = race_config(load_settings())
-    report = collect_garbage(open_repo(Path.cwd()), open_store(store), directory=config.worktree_dir,
-                             dry_run=dry_run)
+    run_store = open_store(store)
+    report = collect_garbage(open_repo(Path.cwd()), run_store, directory=config.worktree_dir, dry_run=dry_run)
+    if not dry_run:  # a crashed durable race whose leftovers are gone must not be resumed later
+        give_up(run_store, report.crashed_runs)
     verb = "would remove" if dry_run else "removed"
     for path in report.removed_worktrees:
         out.print(f"{verb} worktree {path}", highlight=False)

@@ -56,6 +56,8 @@ def run(
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Wall-clock seconds the run may take."),
     read_only: bool = typer.Option(False, "--read-only", help="Refuse every tool that changes files."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON, no live display."),
+    durable_run: bool = typer.Option(True, "--durable/--no-durable",
+                                     help="Record every step so a crash resumes (`flotilla resume RUN`)."),
 ) -> None:
     """Run one agent on a task in a workspace, with a live display and a summary."""
     root = (cwd or Path.cwd()).resolve()
@@ -66,9 +68,13 @@ def run(
     store = _store(root)
     limits = Limits(max_turns=max_turns, wall_clock_s=timeout, budget_usd=budget_usd)
     display = None if json_output else _Display(spec.name)
-    coro = run_agent(spec, task, root, model=model, advisor=advisor, fallback=split_names(fallback_model),
-                     limits=limits, store=store, sink=display, settings=settings,
-                     read_only=True if read_only else None)
+    if durable_run:
+        coro = _durable_run(spec.name, task, root, store, display, model=model, advisor=advisor,
+                            fallback=split_names(fallback_model), limits=limits, read_only=True if read_only else None)
+    else:
+        coro = run_agent(spec, task, root, model=model, advisor=advisor, fallback=split_names(fallback_model),
+                         limits=limits, store=store, sink=display, settings=settings,
+                         read_only=True if read_only else None)
     if display is None:
         result = asyncio.run(coro)
         out.print_json(json.dumps(_result_json(result)))
@@ -78,6 +84,40 @@ def run(
             result = asyncio.run(coro)
         _summary(result, display)
     raise typer.Exit(0 if result.stop_reason == "end_turn" else 1)
+
+
+async def _durable_run(agent: str, task: str, root: Path, store: SQLiteStore, display: Any, **options: Any) -> AgentResult:
+    """The run as a durable workflow in this process; launching also recovers this machine's crashed runs.
+    Ctrl-C cancels it for good (it is recorded as cancelled, not left to resume)."""
+    from ..agents import durable_run
+    from ..store import new_id
+    from .durable_cmd import durable_url, finish_recovered, launch_recovering, load_workflows
+
+    durable = load_workflows()
+    recovered = launch_recovering(durable, durable_url(store.path))
+    try:
+        run_id = new_id()
+        durable_run.LIVE[run_id] = display
+        job = durable_run.agent_job(agent, task, root, run_id=run_id, store=store.path, **options)
+        handle = await durable.start(durable_run.agent_workflow, job, workflow_id=run_id)
+        try:
+            result = durable_run.result_from_json(await handle.result())
+        except asyncio.CancelledError:
+            await durable.cancel(run_id)
+            for _ in range(200):  # the run records itself as cancelled as its step stops
+                if _status(store, run_id) != "running":
+                    break
+                await asyncio.sleep(0.05)
+            raise
+        await finish_recovered(durable, recovered)
+        return result
+    finally:
+        durable.shutdown()
+
+
+def _status(store: SQLiteStore, run_id: str) -> str:
+    rows = store.execute("SELECT status FROM runs WHERE id = ?", (run_id,))
+    return rows[0]["status"] if rows else "running"
 
 
 def _result_json(result: AgentResult) -> dict[str, Any]:
@@ -205,9 +245,16 @@ def runs(limit: int = typer.Option(20, "--limit", "-n", help="How many runs to l
     cost: dict[str, float] = {}
     for row in store.usage([r["id"] for r in rows]):
         cost[row["run_id"]] = cost.get(row["run_id"], 0.0) + (row["cost_usd"] or 0.0)
+    from .durable_cmd import durable_states
+
+    # A durable run's state tells a live run from a crashed one that `flotilla resume` continues.
+    states = durable_states(store.path, [r["id"] for r in rows if r["status"] in ("running", "crashed")])
     table = Table("run", "kind", "status", "reason", "cost", "age", "title", box=None, pad_edge=False)
     for r in rows:
-        table.add_row(r["id"], r["kind"], r["status"], (r["reason"] or "")[:40], f"${cost.get(r['id'], 0.0):.4f}",
+        status = r["status"]
+        if r["id"] in states:  # a resumed run's row still names the dead process
+            status = {"resumable": "crashed (resumable)"}.get(states[r["id"]], states[r["id"]])
+        table.add_row(r["id"], r["kind"], status, (r["reason"] or "")[:40], f"${cost.get(r['id'], 0.0):.4f}",
                       _age(r["created_at"]), r["title"][:70])
     out.print(table)
 

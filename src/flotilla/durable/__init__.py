@@ -9,7 +9,7 @@ Nothing else in flotilla imports ``dbos``. The shape:
 - ``@workflow("name")`` on an ``async def``: an agent run, a race, an attempt.
   ``start`` / ``enqueue`` / ``wait_first`` / ``wait_all`` / ``cancel`` / ``resume``.
 - Inside a workflow, every model call and tool call goes through ``DurableSteps``
-  (``InMemorySteps`` for a plain run): the seam of the agent loop.
+  (``flotilla.agents.seam.Steps`` for a plain run): the seam of the agent loop.
 - ``recover()`` adopts the pending runs of executors found dead (heartbeat silent for
   ``dead_after`` seconds, or, on this host, their process gone); ``launch`` calls it.
 
@@ -42,7 +42,7 @@ from ._workflows import (
     workflow,
     workflows,
 )
-from .steps import DurableSteps, InMemorySteps, Steps
+from .steps import DurableSteps, Steps
 
 __all__ = [
     "APP_VERSION", "DATABASE_ENV", "DurableSteps", "Handle", "InMemorySteps", "Runtime", "StepRecord", "Steps",

@@ -55,28 +55,6 @@ class Steps(Protocol):
         ...
 
 
-class InMemorySteps:
-    """Runs each call directly: no durability. The default for a plain run."""
-
-    durable = False
-
-    def __init__(self) -> None:
-        self.executed = 0
-
-    async def model_call(self, key: str, fn: Callable[[], Awaitable[MessagesResponse]]) -> MessagesResponse:
-        return await self.step(f"model:{key}", fn)
-
-    async def tool_call(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
-        return await self.step(f"tool:{key}", fn)
-
-    async def step(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
-        self.executed += 1
-        return await fn()
-
-    def reserve_tool_calls(self, ids: list[str]) -> None:
-        pass
-
-
 class DurableSteps:
     """Each call is a DBOS step of the workflow it runs in (outside a workflow it just runs).
 
@@ -89,6 +67,9 @@ class DurableSteps:
     def __init__(self) -> None:
         self.executed = 0
         self.replayed = 0
+        self.redo_replayed_tools = False
+        """Run a replayed tool call's ``fn`` again (its recorded result still answers the loop): set when
+        a run resumes in a workspace made afresh, on another machine, whose files the calls rebuild."""
         self._reserved: dict[str, Any] = {}
 
     def reserve_tool_calls(self, ids: list[str]) -> None:
@@ -124,6 +105,8 @@ class DurableSteps:
             self.executed += 1
         else:
             self.replayed += 1
+            if self.redo_replayed_tools and key.startswith("tool:"):
+                await fn()
         return load_value(stored)
 
 

@@ -120,6 +120,8 @@ class AttemptContext:
     meter: Any = None
     """One ``Meter`` shared by every attempt, so ``limits.budget_usd`` caps the whole race."""
     worktrees: dict[str, Worktree] = field(default_factory=dict)
+    push: Callable[[Worktree], None] | None = None
+    """Pushes an attempt's branch to the shared remote (attempts run by workers on other machines)."""
 
     def emit(self, event: Any) -> None:
         self.store.emit(event)
@@ -127,57 +129,131 @@ class AttemptContext:
             self.sink.emit(event)
 
 
-async def run_attempt(ctx: AttemptContext, plan: AttemptPlan, attempt: Attempt) -> Attempt:
-    """Runs one attempt to its end. Never raises except ``CancelledError``: a failure is recorded on it."""
-    attempt.started_at = time.time()
-    ctx.emit(AttemptStarted(run_id=ctx.race_id, attempt=attempt.name, model=attempt.model, agent=attempt.agent))
+async def run_attempt(ctx: AttemptContext, plan: AttemptPlan, attempt: Attempt, *, steps: Any = None) -> Attempt:
+    """Runs one attempt to its end. Never raises except ``CancelledError``: a failure is recorded on it.
+
+    ``steps`` (a durable seam, see ``flotilla.durable.DurableSteps``) records the attempt's start, its
+    agent's model and tool calls, its commit, its check and its end, so that a resumed attempt replays
+    them. The worktree is not a step: it is made (idempotently) wherever the attempt runs, and when it
+    had to be made afresh for a resumed attempt (another machine adopted it), the recorded file
+    tools run again to rebuild it.
+    """
+    step = _stepper(steps)
+    attempt.started_at = await step("started", lambda: _started(ctx, attempt))
     worktree: Worktree | None = None
+    cancelled = False
     try:
         attempt.status = "setup"
+        fresh = not _worktree_path(ctx, attempt).exists()
         worktree = await asyncio.to_thread(create_worktree, ctx.repo, ctx.race_id, attempt.name,
                                            ctx.base_commit, directory=ctx.worktree_dir)
         ctx.worktrees[attempt.name] = worktree
         attempt.branch, attempt.path = worktree.branch, str(worktree.path)
-        if ctx.setup:
+        if steps is not None and fresh:
+            steps.redo_replayed_tools = True  # a resumed attempt in a new worktree: rebuild its files
+        if ctx.setup and fresh:
             await run_setup(worktree, ctx.setup, timeout=ctx.check_timeout)
         attempt.status = "running"
         task = ctx.spec + TASK_FOOTER.format(check=ctx.check)
         if plan.template is not None:
-            await _run_external(ctx, plan, attempt, worktree, task)
+            done = await step("external", lambda: _external_step(ctx, plan, attempt, worktree, task))
+            attempt.output_tail, attempt.error = done["output_tail"], done["error"]
         else:
-            await _run_agent(ctx, plan, attempt, worktree, task)
-        await asyncio.to_thread(_commit, worktree, attempt, ctx.base_commit)
+            await _run_agent(ctx, plan, attempt, worktree, task, steps)
+        committed = await step("commit", lambda: asyncio.to_thread(_commit_step, ctx, worktree, attempt))
+        attempt.commit, attempt.added, attempt.removed, attempt.files = committed
         if attempt.error is None:
             attempt.status = "checking"
-            result = await worktree.run(ctx.check, timeout=ctx.check_timeout)
-            attempt.check = result.to_dict()
-            ctx.emit(CheckRan(run_id=ctx.race_id, attempt=attempt.name, command=ctx.check,
-                              exit_code=result.exit_code, passed=result.passed, summary=result.summary,
-                              duration_ms=result.duration_s * 1000))
+            attempt.check = await step("check", lambda: _check_step(ctx, worktree, attempt))
         attempt.status = "done" if attempt.error is None else \
             "budget" if attempt.stop_reason == "budget" else "failed"
-    except asyncio.CancelledError:
-        if attempt.status != "budget":
-            attempt.status = "cancelled"
-        _save_work(worktree, attempt, ctx.base_commit)
-        raise
     except Exception as exc:  # one attempt's crash never stops the others
+        if _is_cancellation(exc):
+            cancelled = True
+            attempt.status = "cancelled"
+            _save_work(worktree, attempt, ctx.base_commit)
+            raise
         attempt.status, attempt.error = "failed", f"{type(exc).__name__}: {exc}"
         _save_work(worktree, attempt, ctx.base_commit)
+    except BaseException as exc:  # task cancellation (Ctrl-C, the budget) or the durable run's
+        if isinstance(exc, asyncio.CancelledError) or _is_cancellation(exc):
+            cancelled = True
+            if attempt.status != "budget":
+                attempt.status = "cancelled"
+            _save_work(worktree, attempt, ctx.base_commit)
+        raise
     finally:
-        attempt.seconds = time.time() - attempt.started_at
-        reason = attempt.error or (attempt.check or {}).get("summary", "")
-        ctx.emit(AttemptFinished(run_id=ctx.race_id, attempt=attempt.name, status=attempt.status,
-                                 reason=reason or ""))
-        if attempt.external:
-            status = {"done": "done", "failed": "failed"}.get(attempt.status, "cancelled")
-            ctx.store.finish_run(attempt.run_id, status, attempt.error or "", result=attempt.to_dict())
-            ctx.store.emit(RunFinished(run_id=attempt.run_id, status=status, reason=attempt.error or ""))
+        if cancelled:  # no step can run in a cancelled workflow: record the end directly
+            _finished(ctx, attempt)
+    attempt.seconds = await step("finished", lambda: _finished(ctx, attempt))
     return attempt
 
 
+def _stepper(steps: Any) -> Callable[[str, Callable[[], Any]], Any]:
+    """``step(key, fn)``: through the durable seam when there is one, else just ``fn()``; sync or async."""
+    async def run(key: str, fn: Callable[[], Any]) -> Any:
+        async def call() -> Any:
+            value = fn()
+            return await value if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future) else value
+
+        return await (steps.step(f"attempt:{key}", call) if steps is not None else call())
+
+    return run
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    # flotilla's Cancelled, or the durable layer's cancellation (a workflow cancelled between steps)
+    from ..errors import Cancelled
+
+    return isinstance(exc, Cancelled) or type(exc).__name__ == "DBOSWorkflowCancelledError"
+
+
+def _worktree_path(ctx: AttemptContext, attempt: Attempt) -> Any:
+    from ..workspaces.worktree import worktree_root
+
+    return worktree_root(ctx.repo, ctx.worktree_dir) / ctx.race_id / attempt.name
+
+
+def _started(ctx: AttemptContext, attempt: Attempt) -> float:
+    ctx.emit(AttemptStarted(run_id=ctx.race_id, attempt=attempt.name, model=attempt.model, agent=attempt.agent))
+    return time.time()
+
+
+def _finished(ctx: AttemptContext, attempt: Attempt) -> float:
+    attempt.seconds = time.time() - attempt.started_at
+    reason = attempt.error or (attempt.check or {}).get("summary", "")
+    ctx.emit(AttemptFinished(run_id=ctx.race_id, attempt=attempt.name, status=attempt.status, reason=reason or ""))
+    if attempt.external:
+        status = {"done": "done", "failed": "failed"}.get(attempt.status, "cancelled")
+        ctx.store.finish_run(attempt.run_id, status, attempt.error or "", result=attempt.to_dict())
+        ctx.store.emit(RunFinished(run_id=attempt.run_id, status=status, reason=attempt.error or ""))
+    return attempt.seconds
+
+
+def _commit_step(ctx: AttemptContext, worktree: Worktree, attempt: Attempt) -> list[Any]:
+    """Commits the attempt's work (safe to repeat: nothing left to commit keeps the head) and, for an
+    attempt run by a worker, pushes its branch to the shared remote."""
+    _commit(worktree, attempt, ctx.base_commit)
+    if ctx.push is not None:
+        ctx.push(worktree)
+    return [attempt.commit, attempt.added, attempt.removed, attempt.files]
+
+
+async def _check_step(ctx: AttemptContext, worktree: Worktree, attempt: Attempt) -> dict[str, Any]:
+    result = await worktree.run(ctx.check, timeout=ctx.check_timeout)
+    ctx.emit(CheckRan(run_id=ctx.race_id, attempt=attempt.name, command=ctx.check, exit_code=result.exit_code,
+                      passed=result.passed, summary=result.summary, duration_ms=result.duration_s * 1000))
+    return result.to_dict()
+
+
+async def _external_step(ctx: AttemptContext, plan: AttemptPlan, attempt: Attempt, worktree: Worktree,
+                         task: str) -> dict[str, Any]:
+    await _run_external(ctx, plan, attempt, worktree, task)
+    return {"output_tail": attempt.output_tail, "error": attempt.error}
+
+
 async def _run_agent(ctx: AttemptContext, plan: AttemptPlan, attempt: Attempt, worktree: Worktree,
-                     task: str) -> None:
+                     task: str, steps: Any = None) -> None:
     from ..agents.loop import run_agent
 
     spec = ctx.agents.get(plan.agent)
@@ -186,7 +262,7 @@ async def _run_agent(ctx: AttemptContext, plan: AttemptPlan, attempt: Attempt, w
     result = await run_agent(spec, task, worktree.path, model=plan.model or None, fallback=tuple(plan.fallback),
                              limits=ctx.limits, store=ctx.store, sink=ctx.sink, settings=ctx.settings,
                              model_factory=ctx.model_factory, run_id=attempt.run_id,
-                             parent_run_id=ctx.race_id, meter=ctx.meter, agents=ctx.agents)
+                             parent_run_id=ctx.race_id, meter=ctx.meter, agents=ctx.agents, steps=steps)
     attempt.turns, attempt.stop_reason = result.turns, result.stop_reason
     attempt.input_tokens = result.usage.input_tokens + result.usage.cache_read_input_tokens \
         + result.usage.cache_creation_input_tokens

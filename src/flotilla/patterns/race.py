@@ -107,14 +107,22 @@ class _Tracker:
             self.downstream.emit(event)
 
 
-async def run_race(options: RaceOptions, *, root: Path | None = None, store: Any, settings: Any = None,
-                   model_factory: Callable[[str], Any] | None = None, sink: Any = None,
-                   agents: dict[str, Any] | None = None, catalog: Any = None,
-                   observe: Callable[[str, list[Attempt]], None] | None = None) -> RaceOutcome:
-    """Runs a race in the repository at ``root`` and returns its outcome (also recorded in ``store``).
+@dataclass
+class BegunRace:
+    """A race recorded in the store, its attempts named, nothing run yet."""
 
-    ``observe(race_id, attempts)`` is called once the attempts exist, for a live view. Raises
-    ``RepositoryError`` before anything starts when the repository cannot be raced from.
+    race_id: str
+    repo: Any
+    base_branch: str
+    base_commit: str
+    worktree_dir: str
+    attempts: list[Attempt]
+
+
+def begin_race(options: RaceOptions, *, root: Path | None, store: Any) -> BegunRace:
+    """Checks the options and the repository, records the race and names its attempts.
+
+    Raises ``UserError``/``RepositoryError`` before anything is recorded when the race cannot start.
     """
     if not options.plans:
         raise UserError("a race needs at least one attempt; pass --model (and -n)")
@@ -131,11 +139,6 @@ async def run_race(options: RaceOptions, *, root: Path | None = None, store: Any
     wt_dir = options.worktree_dir.strip("/")
     inside = [] if Path(wt_dir).is_absolute() else [f"/{wt_dir}/"]
     ensure_excluded(repo, *inside, "/.flotilla/*.db", "/.flotilla/*.db-*")
-    if agents is None and any(p.template is None for p in options.plans):
-        from ..agents.loader import load_agents
-
-        agents, _errors = load_agents(repo.root)
-
     race_id = store.create_run("race", options.spec.strip().splitlines()[0][:80], meta={
         "spec": options.spec, "check": options.check, "base": options.base, "base_commit": base_commit,
         "base_branch": base_branch, "root": str(repo.root), "worktree_dir": wt_dir, "pick": options.pick,
@@ -145,6 +148,25 @@ async def run_race(options: RaceOptions, *, root: Path | None = None, store: Any
                 for p in options.plans]
     store.update_meta(race_id, attempts=[{"name": a.name, "run_id": a.run_id, "agent": a.agent, "model": a.model,
                                           "branch": f"flotilla/{race_id}/{a.name}"} for a in attempts])
+    return BegunRace(race_id, repo, base_branch, base_commit, wt_dir, attempts)
+
+
+async def run_race(options: RaceOptions, *, root: Path | None = None, store: Any, settings: Any = None,
+                   model_factory: Callable[[str], Any] | None = None, sink: Any = None,
+                   agents: dict[str, Any] | None = None, catalog: Any = None,
+                   observe: Callable[[str, list[Attempt]], None] | None = None) -> RaceOutcome:
+    """Runs a race in the repository at ``root`` and returns its outcome (also recorded in ``store``).
+
+    ``observe(race_id, attempts)`` is called once the attempts exist, for a live view. Raises
+    ``RepositoryError`` before anything starts when the repository cannot be raced from.
+    """
+    begun = begin_race(options, root=root, store=store)
+    repo, base_branch, base_commit, wt_dir = begun.repo, begun.base_branch, begun.base_commit, begun.worktree_dir
+    race_id, attempts = begun.race_id, begun.attempts
+    if agents is None and any(p.template is None for p in options.plans):
+        from ..agents.loader import load_agents
+
+        agents, _errors = load_agents(repo.root)
     tasks: list[asyncio.Task[Any]] = []
 
     def over_budget() -> None:

@@ -106,6 +106,9 @@ class FakeProviderApp:
         fmt = oai if path == "/v1/chat/completions" else anth
         if method == "GET" and path in ("", "/health"):
             return await _send(send, 200, b'{"ok": true}')
+        if method == "GET" and path == "/_flotilla/counts":  # per-model generation requests, for tests
+            received = [r.model for r in self.received if r.path != "/v1/messages/count_tokens"]
+            return await _send_json(send, 200, {m: received.count(m) for m in sorted(set(received))})
         if method == "GET" and path == "/v1/models":
             return await _send_json(send, 200, self._models("anthropic-version" in headers))
         if path not in ("/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions") or method != "POST":

@@ -1,0 +1,125 @@
+"""kill -9 of `flotilla run` mid-run, then a process running *changed* code (one more workflow registered:
+under DBOS's default, a hash of the workflow code, that is another application version) continues it,
+because flotilla sets the application version itself. No finished model call is sent again.
+And any new `flotilla run` picks up this machine's crashed runs and finishes them before it exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from test_durable_race_crash import FIXED, WRITE, counts, free_port, wait_for
+
+FLOTILLA = str(Path(sys.executable).parent / "flotilla")
+SCRIPT = {"m1": [WRITE, {"delay": 60, "text": "never sent"}, {"text": "fixed after the upgrade"}]}
+
+UPGRADED = '''
+import asyncio, json, sys
+from flotilla import durable
+from flotilla.cli.durable_cmd import load_workflows
+
+load_workflows()
+
+
+@durable.workflow("test.added_by_the_upgrade")
+async def added_by_the_upgrade(x: int) -> int:
+    return x
+
+
+async def main() -> None:
+    durable.launch()  # recovers this machine's runs whose process is gone
+    try:
+        print(json.dumps(await durable.Handle(sys.argv[1]).result()))
+    finally:
+        durable.shutdown()
+
+asyncio.run(main())
+'''
+
+
+def test_a_killed_agent_run_resumes_under_upgraded_code(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    (tmp_path / "script.json").write_text(json.dumps(SCRIPT))
+    fake = subprocess.Popen([FLOTILLA, "fake-provider", "--script", str(tmp_path / "script.json"), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        work = tmp_path / "w"
+        work.mkdir()
+        (work / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+        (work / "flotilla.toml").write_text(f'[providers.fake]\nkind = "anthropic"\nbase_url = "{url}"\n'
+                                            'api_key_env = "FAKE_PROVIDER_KEY"\n')
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
+        env["FAKE_PROVIDER_KEY"] = "test-key"
+        wait_for(lambda: counts(url) == {})
+        run = subprocess.Popen([FLOTILLA, "run", "implementer", "Fix add in calc.py", "-m", "fake:m1", "--json"],
+                               cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: counts(url).get("m1") == 2 or run.poll() is not None)
+        assert run.poll() is None, run.communicate()
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=10)
+        db = work / ".flotilla" / "flotilla.db"
+        with sqlite3.connect(db) as c:
+            (run_id,) = c.execute("SELECT id FROM runs WHERE kind = 'agent'").fetchone()
+        assert (work / "calc.py").read_text() == FIXED  # the Write call had finished before the kill
+
+        (tmp_path / "upgraded.py").write_text(UPGRADED)
+        done = subprocess.run([sys.executable, str(tmp_path / "upgraded.py"), run_id], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert (result["stop_reason"], result["text"], result["turns"]) == ("end_turn", "fixed after the upgrade", 2)
+        assert counts(url) == {"m1": 3}  # the first call was not sent again; the one in flight was
+        with sqlite3.connect(db) as c:
+            (status,) = c.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            roles = [json.loads(r[0])["message"]["role"] for r in c.execute(
+                "SELECT data FROM events WHERE run_id = ? AND kind = 'MessageAdded' ORDER BY id", (run_id,))]
+            tools = c.execute("SELECT COUNT(*) FROM events WHERE run_id = ? AND kind = 'ToolCalled'",
+                              (run_id,)).fetchone()[0]
+        assert status == "done"
+        assert roles == ["user", "assistant", "user", "assistant"]  # the replay did not double the transcript
+        assert tools == 1  # the finished Write was replayed from its record, not run again
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
+
+
+def test_any_new_run_picks_up_a_crashed_run_and_waits_for_it(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    script = {**SCRIPT, "m2": [{"text": "the new run's answer"}]}
+    (tmp_path / "script.json").write_text(json.dumps(script))
+    fake = subprocess.Popen([FLOTILLA, "fake-provider", "--script", str(tmp_path / "script.json"), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        work = tmp_path / "w"
+        work.mkdir()
+        (work / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+        (work / "flotilla.toml").write_text(f'[providers.fake]\nkind = "anthropic"\nbase_url = "{url}"\n'
+                                            'api_key_env = "FAKE_PROVIDER_KEY"\n')
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
+        env["FAKE_PROVIDER_KEY"] = "test-key"
+        wait_for(lambda: counts(url) == {})
+        crashed = subprocess.Popen([FLOTILLA, "run", "implementer", "Fix add", "-m", "fake:m1", "--json"], cwd=work,
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: counts(url).get("m1") == 2 or crashed.poll() is not None)
+        crashed.send_signal(signal.SIGKILL)
+        crashed.wait(timeout=10)
+
+        other = subprocess.run([FLOTILLA, "run", "implementer", "Say hi", "-m", "fake:m2", "--json"], cwd=work,
+                               env=env, capture_output=True, text=True, timeout=120)
+        assert other.returncode == 0, other.stderr
+        assert json.loads(other.stdout)["text"] == "the new run's answer"
+        assert "picked up 1 crashed run" in other.stderr
+        with sqlite3.connect(work / ".flotilla" / "flotilla.db") as c:
+            statuses = dict(c.execute("SELECT title, status FROM runs").fetchall())
+        assert sorted(statuses.values()) == ["done", "done"]  # the crashed run finished too (or was waited for)
+        assert counts(url) == {"m1": 3, "m2": 1}
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
