@@ -17,7 +17,7 @@ from flotilla.messages import (
     stream_event_adapter,
 )
 
-FIXTURE = Path(__file__).parents[2] / "shared" / "fixtures" / "claude-code-2.1.328-request.json"
+FIXTURE = Path(__file__).parent / "fixtures" / "claude-code-2.1.328-request.json"
 
 
 def test_claude_code_request_parses_and_keeps_unknown_fields():

@@ -16,7 +16,7 @@ from flotilla.gateway.server import build_gateway, running
 from flotilla.gateway.state import project_config
 from flotilla.store import SQLiteStore
 
-FIXTURE = Path("/work/shared/fixtures/claude-code-2.1.328-request.json")
+FIXTURE = Path(__file__).parent / "fixtures" / "claude-code-2.1.328-request.json"  # captured from Claude Code 2.1.328
 
 
 def providers_toml(url: str) -> str:
