@@ -76,19 +76,6 @@ def sse(pairs: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
     return [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in pairs]
 
 
-def last_user_text(body: dict[str, Any]) -> str:
-    for msg in reversed(body.get("messages") or []):
-        if msg.get("role") != "user":
-            continue
-        content = msg.get("content")
-        if isinstance(content, str):
-            return content
-        texts = [b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
-        if texts:
-            return "".join(texts)
-    return ""
-
-
 def input_size(body: dict[str, Any]) -> int:
     """Characters of the prompt: system, messages and tools."""
     return len(json.dumps([body.get("system"), body.get("messages"), body.get("tools")]))

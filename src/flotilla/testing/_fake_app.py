@@ -11,7 +11,7 @@ from typing import Any
 
 from . import _fake_anthropic as anth
 from . import _fake_openai as oai
-from ._fake_steps import check_step, make_answer
+from ._fake_steps import check_step, last_user_text, make_answer
 
 Script = dict[str, Any]
 
@@ -137,7 +137,7 @@ class FakeProviderApp:
         if callable(step):
             step = step(body)
         answer = make_answer(step, model=model, prompt_chars=fmt.input_size(body),
-                             last_user_text=fmt.last_user_text(body))
+                             last_user_text=last_user_text(body))
         if answer.delay:
             await asyncio.sleep(answer.delay)
         if answer.status is not None:

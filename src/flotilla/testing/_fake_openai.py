@@ -80,18 +80,5 @@ def sse(items: list[dict[str, Any]]) -> list[bytes]:
     return [f"data: {json.dumps(item)}\n\n".encode() for item in items] + [b"data: [DONE]\n\n"]
 
 
-def last_user_text(body: dict[str, Any]) -> str:
-    for msg in reversed(body.get("messages") or []):
-        if msg.get("role") != "user":
-            continue
-        content = msg.get("content")
-        if isinstance(content, str):
-            return content
-        texts = [p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text"]
-        if texts:
-            return "".join(texts)
-    return ""
-
-
 def input_size(body: dict[str, Any]) -> int:
     return len(json.dumps([body.get("messages"), body.get("tools")]))

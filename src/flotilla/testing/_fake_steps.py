@@ -110,3 +110,17 @@ def split(text: str, parts: int = 3, *, keep_empty: bool = False) -> list[str]:
         return [""] if keep_empty else []
     size = max(1, -(-len(text) // parts))
     return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the last user message (both formats put it in ``text`` parts or a plain string)."""
+    for msg in reversed(body.get("messages") or []):
+        if msg.get("role") != "user":
+            continue
+        content = msg.get("content")
+        if isinstance(content, str):
+            return content
+        texts = [p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text"]
+        if texts:
+            return "".join(texts)
+    return ""
