@@ -27,3 +27,17 @@ def test_user_error_keeps_square_brackets(tmp_path):
     done = flotilla("race", "do x", "--model", "scripted:echo", cwd=tmp_path)
     assert done.returncode == 2
     assert "[race]" in done.stderr  # not eaten as console markup
+
+
+def test_dirty_repository_is_refused_before_any_estimate(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "a").write_text("a")
+    subprocess.run(["git", "add", "a"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=n", "commit", "-qm", "a"], cwd=tmp_path,
+                   check=True)
+    (tmp_path / "a").write_text("changed")
+    done = flotilla("race", "do x", "--model", "scripted:echo", "--check", "true", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "uncommitted changes (a)" in done.stderr and "--allow-dirty" in done.stderr
+    assert "estimate" not in done.stderr
+    assert (tmp_path / "a").read_text() == "changed"  # nothing of the user's work is touched

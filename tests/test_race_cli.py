@@ -40,7 +40,7 @@ def test_race_json_then_diff_and_merge_by_hand(tmp_path):
     done = flotilla(repo, "race", "Fix add", "--agent", agent, "--check", CHECK, "--pick", "manual", "--json")
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
-    assert outcome["winner"] == "a1" and outcome["merged"] is None and "estimate: 1 attempts" in done.stderr
+    assert outcome["winner"] == "a1" and outcome["merged"] is None and "estimate: 1 attempt " in done.stderr
     race_id = outcome["race_id"]
     shown = flotilla(repo, "diff", race_id[:6])
     assert "+    return a + b" in shown.stdout

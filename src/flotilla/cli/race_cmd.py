@@ -57,7 +57,7 @@ def race(
     from ..patterns._race_report import LiveView, outcome_view
     from ..patterns.race import RaceOptions, build_plans, estimate, race_config, run_race
     from ..store import open_store
-    from ..workspaces import open_repo
+    from ..workspaces import open_repo, require_branch, require_clean
 
     if spec_file is not None:
         if not spec_file.is_file():
@@ -72,6 +72,9 @@ def race(
         raise UserError("a race needs a check to verify attempts: pass --check 'pytest -q' "
                         "or set check under [race] in flotilla.toml")
     repo = open_repo(Path.cwd())
+    require_branch(repo)  # refuse a detached or dirty repository before printing an estimate
+    if not allow_dirty:
+        require_clean(repo)
     catalog = Catalog.load(settings.data)
     fallback = [f.strip() for f in (fallback_model or "").split(",") if f.strip()]
     plans = build_plans(model, n=n, agent=agent, config=config, default_model=settings.model, fallback=fallback)
@@ -86,7 +89,8 @@ def race(
     each = f"~${sum(known) / len(known):.2f}" if known else "?"
     cap = f", capped at ${budget_usd:.2f}" if budget_usd is not None else ""
     unknown = f" (+{len(per) - len(known)} unpriced)" if len(known) < len(per) else ""
-    err.print(f"estimate: {len(plans)} attempts × {each} = ~${total:.2f}{unknown}{cap}", highlight=False)
+    attempts = f"{len(plans)} attempt{'s' if len(plans) != 1 else ''}"
+    err.print(f"estimate: {attempts} × {each} = ~${total:.2f}{unknown}{cap}", highlight=False)
     options = RaceOptions(spec=spec, check=check, plans=plans, base=base, parallel=parallel or config.parallel,
                           judge=judge, pick=pick, keep=keep, budget_usd=budget_usd, allow_dirty=allow_dirty,
                           setup=setup or config.setup, worktree_dir=config.worktree_dir,
@@ -98,7 +102,8 @@ def race(
         remote = remote or worker_config(settings).remote
     with LiveView(err, enabled=err.is_terminal and not as_json) as view:
         def observe(race_id: str, attempts: list[Any]) -> None:
-            err.print(f"race {race_id}: {len(attempts)} attempts from {options.base}", highlight=False)
+            err.print(f"race {race_id}: {len(attempts)} attempt{'s' if len(attempts) != 1 else ''} from "
+                      f"{options.base}", highlight=False)
             view.observe(race_id, attempts)
 
         if durable_run or queue:
