@@ -11,6 +11,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from test_durable_race_crash import FIXED, WRITE, counts, free_port, wait_for
@@ -42,10 +44,13 @@ asyncio.run(main())
 '''
 
 
-def test_a_killed_agent_run_resumes_under_upgraded_code(tmp_path):
+@contextmanager
+def fake_project(tmp_path: Path, script: dict) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """A `flotilla fake-provider` process answering ``script``, and a workspace configured to use it:
+    yields the provider's URL, the workspace and the environment for flotilla commands."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    (tmp_path / "script.json").write_text(json.dumps(SCRIPT))
+    (tmp_path / "script.json").write_text(json.dumps(script))
     fake = subprocess.Popen([FLOTILLA, "fake-provider", "--script", str(tmp_path / "script.json"), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -57,6 +62,14 @@ def test_a_killed_agent_run_resumes_under_upgraded_code(tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
         env["FAKE_PROVIDER_KEY"] = "test-key"
         wait_for(lambda: counts(url) == {})
+        yield url, work, env
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
+
+
+def test_a_killed_agent_run_resumes_under_upgraded_code(tmp_path):
+    with fake_project(tmp_path, SCRIPT) as (url, work, env):
         run = subprocess.Popen([FLOTILLA, "run", "implementer", "Fix add in calc.py", "-m", "fake:m1", "--json"],
                                cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: counts(url).get("m1") == 2 or run.poll() is not None)
@@ -84,27 +97,11 @@ def test_a_killed_agent_run_resumes_under_upgraded_code(tmp_path):
         assert status == "done"
         assert roles == ["user", "assistant", "user", "assistant"]  # the replay did not double the transcript
         assert tools == 1  # the finished Write was replayed from its record, not run again
-    finally:
-        fake.terminate()
-        fake.wait(timeout=10)
 
 
 def test_any_new_run_picks_up_a_crashed_run_and_waits_for_it(tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     script = {**SCRIPT, "m2": [{"text": "the new run's answer"}]}
-    (tmp_path / "script.json").write_text(json.dumps(script))
-    fake = subprocess.Popen([FLOTILLA, "fake-provider", "--script", str(tmp_path / "script.json"), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        work = tmp_path / "w"
-        work.mkdir()
-        (work / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-        (work / "flotilla.toml").write_text(f'[providers.fake]\nkind = "anthropic"\nbase_url = "{url}"\n'
-                                            'api_key_env = "FAKE_PROVIDER_KEY"\n')
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
-        env["FAKE_PROVIDER_KEY"] = "test-key"
-        wait_for(lambda: counts(url) == {})
+    with fake_project(tmp_path, script) as (url, work, env):
         crashed = subprocess.Popen([FLOTILLA, "run", "implementer", "Fix add", "-m", "fake:m1", "--json"], cwd=work,
                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: counts(url).get("m1") == 2 or crashed.poll() is not None)
@@ -120,6 +117,3 @@ def test_any_new_run_picks_up_a_crashed_run_and_waits_for_it(tmp_path):
             statuses = dict(c.execute("SELECT title, status FROM runs").fetchall())
         assert sorted(statuses.values()) == ["done", "done"]  # the crashed run finished too (or was waited for)
         assert counts(url) == {"m1": 3, "m2": 1}
-    finally:
-        fake.terminate()
-        fake.wait(timeout=10)

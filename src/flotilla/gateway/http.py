@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
+
+from ..errors import ProviderError
 
 _MAX_IDLE = 256
 
@@ -166,3 +169,32 @@ class Pool:
         for _, writer in self._idle:
             writer.close()
         self._idle.clear()
+
+
+class Upstream:
+    """One backend behind a keep-alive pool: what both wire formats' relays share.
+
+    Transport failures become ``ProviderError`` here, named for the backend's model,
+    so the relays only translate what they read.
+    """
+
+    def __init__(self, adapter: Any, base_url: str) -> None:
+        self.adapter = adapter
+        self.name, self.provider, self.model = adapter.name, adapter.provider, adapter.model
+        self.pool = Pool(base_url)
+
+    def _fail(self, message: str, kind: str, status: int | None = None, after: float | None = None) -> ProviderError:
+        return ProviderError(message, status=status, provider=self.provider, model=self.model, kind=kind,
+                             retry_after=after)
+
+    async def _send(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
+        try:
+            return await self.pool.post(path, body, headers)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            raise self._fail(f"the connection failed: {type(exc).__name__}: {exc}", "connection_error") from None
+
+    async def _read(self, response: Response) -> bytes:
+        try:
+            return await response.read()
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            raise self._fail(f"the connection was cut: {type(exc).__name__}", "connection_error") from None

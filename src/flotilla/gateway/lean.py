@@ -18,40 +18,24 @@ from ..messages import MessagesRequest, MessagesResponse, estimate_tokens
 from ..messages import Usage as TokenUsage
 from ..models._chat import ChatStreamTranslator, from_chat_response
 from ..models._provider_errors import KINDS, retry_after
-from .http import Pool, Response
+from .http import Response, Upstream
 
 
-class LeanChat:
+class LeanChat(Upstream):
     """An OpenAI-compatible backend, reached through the gateway's own keep-alive pool."""
 
     def __init__(self, adapter: Any, base_url: str, api_key: str | None, headers: dict[str, str]) -> None:
-        self.adapter = adapter  # the OpenAIModel whose translation settings we share
-        self.name = adapter.name
-        self.provider, self.model = adapter.provider, adapter.model
-        self.pool = Pool(base_url)
+        super().__init__(adapter, base_url)  # the OpenAIModel whose translation settings we share
         self.headers = {"content-type": "application/json", "accept": "application/json", **headers}
         if api_key:
             self.headers["authorization"] = f"Bearer {api_key}"
 
-    def _fail(self, message: str, kind: str, status: int | None = None, after: float | None = None) -> ProviderError:
-        return ProviderError(message, status=status, provider=self.provider, model=self.model, kind=kind,
-                             retry_after=after)
-
     async def _post(self, body: dict[str, Any]) -> Response:
-        try:
-            response = await self.pool.post("/chat/completions", json.dumps(body).encode(), self.headers)
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            raise self._fail(f"the connection failed: {type(exc).__name__}: {exc}", "connection_error") from None
+        response = await self._send("/chat/completions", json.dumps(body).encode(), self.headers)
         if response.status >= 400:
             raw = await self._read(response)
             raise self._status_error(response, raw)
         return response
-
-    async def _read(self, response: Response) -> bytes:
-        try:
-            return await response.read()
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            raise self._fail(f"the connection was cut: {type(exc).__name__}", "connection_error") from None
 
     def _status_error(self, response: Response, raw: bytes) -> ProviderError:
         message = raw.decode(errors="replace")[:500]

@@ -13,37 +13,26 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..errors import ProviderError
 from ..messages import MessagesRequest, MessagesResponse, stream_event_adapter
 from ..messages import Usage as TokenUsage
 from ..models._provider_errors import KINDS, retry_after
-from .http import Pool, Response
+from .http import Response, Upstream
 from .lean import fold_usage
 
 
-class PassThrough:
+class PassThrough(Upstream):
     """An Anthropic Messages backend reached through the gateway's own keep-alive pool."""
 
     def __init__(self, adapter: Any, base_url: str, api_key: str | None, headers: dict[str, str]) -> None:
-        self.adapter = adapter  # the AnthropicModel, for count_tokens
-        self.name, self.provider, self.model = adapter.name, adapter.provider, adapter.model
-        self.pool = Pool(base_url)
+        super().__init__(adapter, base_url)  # the AnthropicModel, for count_tokens
         self.headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", **headers}
         if api_key:
             self.headers["x-api-key"] = api_key
 
-    def _fail(self, message: str, kind: str, status: int | None = None, after: float | None = None) -> ProviderError:
-        return ProviderError(message, status=status, provider=self.provider, model=self.model, kind=kind,
-                             retry_after=after)
-
     async def _post(self, request: MessagesRequest, stream: bool, headers: dict[str, str] | None) -> Response:
         body = request.model_dump(mode="json", exclude_none=True)
         body["model"], body["stream"] = self.model, stream
-        try:
-            response = await self.pool.post("/v1/messages", json.dumps(body).encode(),
-                                             {**self.headers, **(headers or {})})
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            raise self._fail(f"the connection failed: {type(exc).__name__}: {exc}", "connection_error") from None
+        response = await self._send("/v1/messages", json.dumps(body).encode(), {**self.headers, **(headers or {})})
         if response.status >= 400:
             raw = await self._read(response)
             message, kind = raw.decode(errors="replace")[:500], KINDS.get(response.status, "api_error")
@@ -54,12 +43,6 @@ class PassThrough:
                 pass
             raise self._fail(message, kind, response.status, retry_after(response.headers))
         return response
-
-    async def _read(self, response: Response) -> bytes:
-        try:
-            return await response.read()
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            raise self._fail(f"the connection was cut: {type(exc).__name__}", "connection_error") from None
 
     async def raw(self, request: MessagesRequest, usage: TokenUsage, *,
                   headers: dict[str, str] | None = None) -> bytes:
