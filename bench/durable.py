@@ -19,7 +19,8 @@ import uuid
 from pathlib import Path
 
 from flotilla import durable
-from flotilla.agents.seam import Steps as InMemorySteps
+from flotilla.agents.seam import InMemorySteps
+from flotilla.protocols import Steps
 from flotilla.messages import MessagesResponse, TextBlock, ToolUseBlock, Usage
 
 STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
@@ -34,7 +35,7 @@ async def model() -> MessagesResponse:
     return RESPONSE
 
 
-async def agent(n: int, steps: durable.Steps) -> int:
+async def agent(n: int, steps: Steps) -> int:
     total = 0
     for i in range(n):
         response = await steps.model_call(f"turn-{i}", model)

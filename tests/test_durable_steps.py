@@ -9,7 +9,8 @@ import pytest
 
 from flotilla import durable
 from flotilla.agents.tools.base import ToolOutput
-from flotilla.agents.seam import Steps as InMemorySteps
+from flotilla.agents.seam import InMemorySteps
+from flotilla.protocols import Steps
 from flotilla.durable import DurableSteps
 from flotilla.messages import Message, MessagesRequest, ToolResultBlock, ToolSpec
 from flotilla.testing import ScriptedModel, reply, tool_call
@@ -24,7 +25,7 @@ async def echo(input: dict) -> ToolOutput:
     return ToolOutput(content=f"echo: {input['text']}", files_changed=["echo.txt"])
 
 
-async def toy_agent(model: ScriptedModel, prompt: str, steps: durable.Steps) -> dict:
+async def toy_agent(model: ScriptedModel, prompt: str, steps: Steps) -> dict:
     """The loop's shape in miniature: ask the model, run the tools it asks for, repeat."""
     messages = [Message(role="user", content=prompt)]
     for turn in range(5):

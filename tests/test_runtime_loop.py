@@ -254,7 +254,7 @@ async def test_steering_sent_from_a_thread_mid_run(tmp_path: Path) -> None:
 
 
 async def test_every_model_and_tool_call_goes_through_the_seam(tmp_path: Path) -> None:
-    from flotilla.agents.seam import Steps
+    from flotilla.agents.seam import InMemorySteps as Steps
 
     class Recording(Steps):
         def __init__(self) -> None:

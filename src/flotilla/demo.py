@@ -130,32 +130,30 @@ def scripts(check: str) -> dict[str, Any]:
     }
 
 
-def model_factory(steps: dict[str, Any]) -> Any:
-    """Makes the demo's models by name; ``scripted:overloaded`` is a provider answering 529 every time."""
+def models(steps: dict[str, Any]) -> dict[str, Any]:
+    """The demo's models by name, each a factory of a fresh one (a script is consumed as it runs);
+    ``scripted:overloaded`` is a provider answering 529 every time."""
     def always_overloaded(request: MessagesRequest) -> Any:
         raise fail(529, message="Overloaded (scripted)")
 
-    def make(name: str) -> Any:
-        short = name.split(":", 1)[1]
-        if short == "overloaded":
-            return FunctionModel(always_overloaded, name=name)
-        return ScriptedModel(list(steps[short]), name=name)
-    return make
+    made: dict[str, Any] = {f"scripted:{name}": (lambda name=name: ScriptedModel(list(steps[name]), name=f"scripted:{name}"))
+                            for name in steps}
+    made["scripted:overloaded"] = lambda: FunctionModel(always_overloaded, name="scripted:overloaded")
+    return made
 
 
 async def _race(root: Path, store: Any, console: Console, live: bool) -> Any:
-    from .agents.loader import load_agents
     from .config import load_settings
     from .patterns._race_report import LiveView
-    from .patterns.race import RaceOptions, run_race
+    from .session import Session
 
     check = check_command()
     settings = load_settings(cwd=root, environ={}, user_file=root / "no-user-config.toml")
-    agents, _ = load_agents(root, home=root / "no-home")
-    options = RaceOptions(spec=SPEC, check=check, plans=_plans(), pick="auto")
+    session = Session(project=root, durable=False, store=store, settings=settings, models=models(scripts(check)),
+                      home=root / "no-home")
     with LiveView(console, enabled=live) as view:
-        return await run_race(options, root=root, store=store, settings=settings, agents=agents,
-                              model_factory=model_factory(scripts(check)), observe=view.observe)
+        async with session:
+            return await session.race(SPEC, check=check, plans=_plans(), pick="auto", sink=view)
 
 
 def _estimate_line() -> str:

@@ -11,7 +11,8 @@
         ├── ProviderError         a model call failed: ``status``, ``retryable``, ``retry_after``
         ├── BudgetExceeded        a call would start over a USD or token cap
         ├── LimitsExceeded        max turns, wall clock, depth …
-        └── Cancelled             stopped by the user (Ctrl-C, ``flotilla stop``)
+        ├── Cancelled             stopped by the user (Ctrl-C, SIGTERM, ``flotilla stop``)
+        └── NothingToResume       ``resume`` of a run that is running, finished, failed or stopped
 
 Vendor exceptions (``anthropic.*``, ``openai.*``, ``httpx.*``) are translated
 into these at the adapter seam and never escape it.
@@ -110,3 +111,7 @@ class LimitsExceeded(RunError):
 
 class Cancelled(RunError):
     """The user stopped the run."""
+
+
+class NothingToResume(RunError):
+    """``flotilla resume`` of a run that did not crash: the message says what state it is in."""

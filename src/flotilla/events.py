@@ -95,9 +95,21 @@ class SteeringReceived(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AttemptStarted(Event):
+    """A work unit (a race's attempt, a slice …) started; ``run_id`` is its parent's."""
+
     attempt: str
     model: str
     agent: str
+    worker_run_id: str = ""
+    """The run id of the unit's own worker (its agent run or external CLI run)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnitState(Event):
+    """A work unit moved on: setup, running, checking."""
+
+    unit: str
+    state: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,16 +1,18 @@
-"""The five boundaries of flotilla, one protocol each.
+"""The boundaries of flotilla, one protocol each.
 
 Implementations satisfy them by shape; nothing inherits from these.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .events import Event
 from .messages import MessagesRequest, MessagesResponse
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -95,3 +97,37 @@ class RunStore(EventSink, Protocol):
                       stop: bool = False) -> None: ...
 
     def take_steering(self, run_id: str) -> list[dict[str, Any]]: ...
+
+    def family(self, run_id: str) -> list[str]:
+        """The run and its descendants (attempts, subagents)."""
+        ...
+
+    def cost(self, run_ids: list[str]) -> float:
+        """What these runs' model calls cost, from the usage rows."""
+        ...
+
+    def usage(self, run_ids: list[str] | None = None) -> list[dict[str, Any]]: ...
+
+    def send_signal(self, topic: str, value: Any) -> None: ...
+
+    def first_signal(self, topic: str) -> Any: ...
+
+
+class Steps(Protocol):
+    """The agent loop's seam: every model call and tool call of a run goes through one.
+
+    ``key`` names the call within the run (``turn:3``, the ``tool_use`` id) so that a replay that
+    diverges is caught. ``flotilla.agents.seam.InMemorySteps`` just runs each call;
+    ``flotilla.durable.DurableSteps`` records it. The executor picks one; the loop never asks which.
+    """
+
+    async def model_call(self, key: str, fn: Callable[[], Awaitable[MessagesResponse]]) -> MessagesResponse: ...
+
+    async def tool_call(self, key: str, fn: Callable[[], Awaitable[T]]) -> T: ...
+
+    async def step(self, key: str, fn: Callable[[], Awaitable[T]]) -> T: ...
+
+    def reserve_tool_calls(self, ids: list[str]) -> None:
+        """Fixes the order of tool calls about to run concurrently, before anything awaits: a replay
+        then matches each call to its record whatever order the calls reach ``tool_call`` in."""
+        ...

@@ -25,7 +25,7 @@ from ..errors import ProviderError
 from ..events import AdvisorConsulted
 from ..messages import Message, MessagesRequest, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
 from ..protocols import EventSink, Model
-from .seam import Steps
+from ..protocols import Steps
 
 log = logging.getLogger(__name__)
 

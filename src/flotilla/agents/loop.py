@@ -32,13 +32,13 @@ from ..store import SQLiteStore, new_id
 from . import advisor as advising
 from .hooks import Hooks
 from .result import RUN_STATUS, AgentResult, Limits
-from .seam import Steps
+from .seam import InMemorySteps
 from .spec import AgentSpec
 from .steering import MID_SYSTEM_KINDS, read_only_notice, steering_message
 from .subagents import Subagents
 from .tools.agent_tool import SUBAGENTS, AgentTool
 from .tools.base import ToolContext, ToolOutput
-from .wiring import Tally, default_factory, provider_kind, resolve_model_name, stacked_model
+from .wiring import default_factory, provider_kind, resolve_model_name, stacked_model
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,8 @@ class _Run:
         self.store: RunStore = store if store is not None else SQLiteStore(":memory:")
         self.run_id = run_id or new_id()
         self.parent_run_id = parent_run_id
-        self.tally = Tally(FanOut(self.store, sink), self.run_id)
-        self.sink: EventSink = self.tally
-        self.steps = steps or Steps()
+        self.sink: EventSink = FanOut(self.store, sink)
+        self.steps = steps or InMemorySteps()
         self.read_only = spec.read_only if read_only is None else read_only
         self.max_turns = limits.max_turns if limits.max_turns is not None else spec.max_turns
 
@@ -118,7 +117,6 @@ class _Run:
         self.final_text = ""
         self.files: list[str] = []
         self.denials: list[str] = []
-        self._stored_messages = 0
 
     def _build_models(self, override: str | None, fallback: list[str], advisor: str | None,
                       model_factory: Callable[[str], Model] | None, parent_model: str | None) -> Callable[[str], Model]:
@@ -147,12 +145,11 @@ class _Run:
 
     async def go(self, task: str) -> AgentResult:
         title = f"{self.spec.name}: {' '.join(task.split())[:80]}"
-        if not self._resuming():
-            self.store.create_run("agent", title, parent_id=self.parent_run_id, run_id=self.run_id, meta={
-                "agent": self.spec.name, "model": self.model_name, "workspace": str(self.workspace),
-                "read_only": self.read_only, "depth": self.depth,
-                "advisor": self.advisor.model.name if self.advisor else None})
-            self.sink.emit(RunStarted(run_id=self.run_id, kind="agent", title=title, parent_id=self.parent_run_id))
+        self.store.create_run("agent", title, parent_id=self.parent_run_id, run_id=self.run_id, exist_ok=True, meta={
+            "agent": self.spec.name, "model": self.model_name, "workspace": str(self.workspace),
+            "read_only": self.read_only, "depth": self.depth,
+            "advisor": self.advisor.model.name if self.advisor else None})
+        self.sink.emit(RunStarted(run_id=self.run_id, kind="agent", title=title, parent_id=self.parent_run_id))
         self._add(Message(role="user", content=task))
         error: str | None = None
         try:
@@ -175,27 +172,7 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - a bug must still end the run with its reason recorded
             log.exception("run %s failed", self.run_id)
             stop, error = "error", f"{type(exc).__name__}: {exc}"
-        except BaseException as exc:
-            if type(exc).__name__ == "DBOSWorkflowCancelledError":  # a durable run cancelled between steps
-                self._finish("cancelled", "the durable run was cancelled (Ctrl-C, or cancelled from another process)")
-            raise
         return self._finish(stop, error)
-
-    def _resuming(self) -> bool:
-        """True when a durable run is resumed: its row exists, and the transcript messages the store
-        already holds are not emitted again while the loop replays up to them."""
-        if not getattr(self.steps, "durable", False):
-            return False
-        try:
-            self.store.get_run(self.run_id)
-        except FlotillaError:
-            return False
-        events = getattr(self.store, "events", None)
-        self._stored_messages = len(events(self.run_id, kind="MessageAdded")) if events is not None else 0
-        usage = getattr(self.store, "usage", None)
-        if usage is not None:  # replayed model calls emit no ModelCalled: count what they cost before the crash
-            self.tally.cost_usd = sum(row["cost_usd"] or 0.0 for row in usage([self.run_id]))
-        return True
 
     async def _loop(self) -> str:
         while True:
@@ -374,16 +351,14 @@ class _Run:
 
     def _add(self, message: Message) -> None:
         self.messages.append(message)
-        if self._stored_messages > 0:  # a resumed run replaying what the store already holds
-            self._stored_messages -= 1
-            return
         self.sink.emit(MessageAdded(run_id=self.run_id, message=message.wire()))
 
     def _finish(self, stop: str, error: str | None) -> AgentResult:
         self._close_open_calls(stop)
         files = self.files + [f for f in self.subagents.files_changed if f not in self.files]
+        # The store's usage rows are the record of spend: complete however often the run resumed.
         result = AgentResult(text=self.final_text, stop_reason=stop, usage=self.usage,
-                             cost_usd=self.tally.cost_usd + self.subagents.cost_usd, files_changed=files,
+                             cost_usd=self.store.cost(self.store.family(self.run_id)), files_changed=files,
                              run_id=self.run_id, turns=self.turns, error=error, tool_calls=self.tool_calls,
                              denials=list(self.denials))
         reason = stop if not error else f"{stop}: {error}"

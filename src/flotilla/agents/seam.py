@@ -1,11 +1,11 @@
 """The one seam every model call and every tool call of a run passes through.
 
 The loop never calls a model or a tool directly: it hands the call, as a
-closure, to its ``steps`` with a key naming it within the run (``turn:3``,
-``advisor:1``, the ``tool_use`` id). ``Steps`` here just runs it; the durable
-module's ``DurableSteps`` (same shape, ``flotilla.durable.Steps``) records
+closure, to its ``steps`` (a ``flotilla.protocols.Steps``) with a key naming it
+within the run (``turn:3``, ``advisor:1``, the ``tool_use`` id).
+``InMemorySteps`` here just runs it; ``flotilla.durable.DurableSteps`` records
 each result so that a resumed run replays finished calls instead of repeating
-them. Side effects that must not repeat on replay (``ModelCalled`` usage rows,
+them. The executor (``flotilla.kernel``) chooses which; the loop never asks. Side effects that must not repeat on replay (``ModelCalled`` usage rows,
 ``ToolCalled`` events) happen inside the closure.
 
 What a durable replay runs again, because it is outside any step: the
@@ -13,7 +13,7 @@ permission checks (pure functions of the agent file and the call) and the
 ``PreToolUse``/``PostToolUse``/``Stop`` hooks (their verdicts are not
 recorded: a hook should be a check, not an action). The transcript events are
 not sent twice: a resumed run skips the ``MessageAdded`` events the store
-already holds (see ``loop._Run``). Subagents run inside their ``Agent`` tool
+already holds (the durable executor's recorder holds them back). Subagents run inside their ``Agent`` tool
 call's step, not as steps of their own: one in flight at a crash runs again
 from its start.
 """
@@ -28,7 +28,7 @@ from ..messages import MessagesResponse
 T = TypeVar("T")
 
 
-class Steps:
+class InMemorySteps:
     """Runs each call directly: no durability. The default for a plain run."""
 
     durable = False

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..config import Settings
-from ..events import Event, ModelCalled
 from ..models.budget import Meter
 from ..models.catalog import Catalog
 from ..models.stack import build_stack
@@ -57,20 +56,6 @@ def provider_kind(settings: Settings, model_name: str) -> str:
     provider = model_name.split(":", 1)[0]
     config = settings.providers().get(provider)
     return config.kind if config is not None else "anthropic"
-
-
-class Tally:
-    """An event sink that passes events on and sums the cost of one run's model calls."""
-
-    def __init__(self, inner: EventSink, run_id: str) -> None:
-        self.inner = inner
-        self.run_id = run_id
-        self.cost_usd = 0.0
-
-    def emit(self, event: Event) -> None:
-        if type(event) is ModelCalled and event.run_id == self.run_id:
-            self.cost_usd += event.cost_usd
-        self.inner.emit(event)
 
 
 def split_names(value: Any) -> list[str]:

@@ -7,36 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 
 out = Console()
 err = Console(stderr=True)
-
-
-class WorkerConfig(BaseModel):
-    """The ``[worker]`` section of flotilla.toml."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    remote: str | None = None
-    """The git remote (URL) every machine fetches the repository from and pushes attempt branches to."""
-    concurrency: int = 2
-    """Attempts one worker runs at once."""
-    global_concurrency: int | None = None
-    """Attempts running at once over every worker; None for no limit."""
-    dead_after_s: float = 15.0
-    """Seconds of heartbeat silence after which a worker is dead and its runs are adopted."""
-
-
-def worker_config(settings: Any) -> WorkerConfig:
-    return settings.section("worker", WorkerConfig)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,77 +23,19 @@ def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
 
 
-def load_workflows() -> Any:
-    """Imports the modules that define flotilla's workflows (they must be known before launch)."""
-    from .. import durable
-    from ..agents import durable_run  # noqa: F401 - registers flotilla.agent
-    from ..patterns import durable_race  # noqa: F401 - registers flotilla.race and flotilla.attempt
-
-    return durable
-
-
-def launch_recovering(durable: Any, url: str | None) -> list[str]:
-    """Launches durable execution here and picks up this machine's crashed runs; returns their ids."""
-    durable.launch(url, recover=False)
-    recovered = durable.recover()
-    if recovered:
-        err.print(f"picked up {len(recovered)} crashed run(s) of this machine: {', '.join(recovered)}",
-                  highlight=False)
-    return recovered
-
-
-async def finish_recovered(durable: Any, ids: list[str], *, besides: str = "") -> None:
-    """Waits for the crashed runs this command picked up, so that exiting does not drop them mid-step
-    (the step in flight would run once more at the next launch). Ctrl-C leaves them for later."""
-    ids = [i for i in ids if i != besides]
-    still = [w.id for w in durable.workflows(ids=ids, limit=None) if w.state == "running"] if ids else []
-    if not still:
-        return
-    err.print(f"waiting for {len(still)} recovered run(s) to finish; Ctrl-C leaves them for `flotilla resume`",
-              highlight=False)
-    try:
-        for run_id in still:
-            try:
-                await durable.Handle(run_id).result()
-            except Exception:  # noqa: BLE001 - each run records its own outcome
-                pass
-    except asyncio.CancelledError:  # Ctrl-C: this command's own result still stands
-        err.print("left the recovered runs for later", highlight=False)
-
-
-def durable_url(store_path: str) -> str | None:
-    """The durable database for a project: ``FLOTILLA_DATABASE_URL`` when set (``launch`` reads it),
-    else the run store's own SQLite file, so that runs and their steps live together."""
-    return None if os.environ.get("FLOTILLA_DATABASE_URL") else f"sqlite:///{Path(store_path).resolve()}"
-
-
 def resume(
-    run: str = typer.Argument(..., help="The run to continue (a race or an attempt id; `flotilla runs`)."),
+    run: str = typer.Argument(..., help="The crashed run to continue (`flotilla runs` shows it as resumable)."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     store_path: Optional[str] = typer.Option(None, "--store", help="Run store path."),
 ) -> None:
-    """Continue a crashed or stopped durable run from its last finished step."""
-    from ..store import open_store
+    """Continue a crashed durable run (and its crashed attempts) from its last finished step."""
+    from ..session import Session
 
-    durable = load_workflows()
-    store = open_store(store_path)
-    record = store.get_run(run)
-
-    async def go() -> Any:
-        recovered = launch_recovering(durable, durable_url(store.path))  # this run among them, if it crashed
-        try:
-            if record["id"] in recovered:
-                result = await durable.Handle(record["id"]).result()
-            else:
-                result = await durable.resume(record["id"]).result()
-            await finish_recovered(durable, recovered, besides=record["id"])
-            return result
-        finally:
-            durable.shutdown()
-
+    session = Session(project=Path.cwd(), store=store_path)
+    record = session.store.get_run(run)
     err.print(f"resuming {record['kind']} {record['id']}", highlight=False)
-    result = asyncio.run(go())
-    record = store.get_run(record["id"])
+    result = session.resume_sync(record["id"])
+    record = session.store.get_run(record["id"])
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     elif record["kind"] == "race" and record["result"]:
@@ -129,35 +50,34 @@ def resume(
 
 def worker(
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1,
-                                              help="Attempts this worker runs at once."),
+                                              help="Attempts this worker runs at once ([worker] concurrency)."),
     remote: Optional[str] = typer.Option(None, "--remote", help="The shared git remote ([worker] remote)."),
     dead_after: Optional[float] = typer.Option(None, "--dead-after", min=1.0,
                                                help="Seconds of silence before a worker counts as dead."),
 ) -> None:
-    """Run queued attempts (`flotilla race --queue`) until stopped; adopt the runs of dead workers."""
-    from ..config import load_settings
+    """Run queued attempts (`flotilla race --queue`) until stopped; adopt dead workers' queued attempts."""
+    from ..patterns.race import ATTEMPTS_QUEUE
+    from ..session import Session
 
-    settings = load_settings()
-    config = worker_config(settings)
-    if remote:
-        os.environ["FLOTILLA_WORKER_REMOTE"] = remote
-    durable = load_workflows()
-    from ..patterns.durable_race import ATTEMPTS_QUEUE
+    session = Session(project=Path.cwd(), worker_remote=remote)
 
     async def go() -> None:
-        runtime = durable.launch(listen=[ATTEMPTS_QUEUE], adopt=True,
-                                 dead_after=dead_after or config.dead_after_s)
-        durable.register_queue(ATTEMPTS_QUEUE, concurrency=config.global_concurrency,
-                               worker_concurrency=concurrency or config.concurrency, polling_interval=0.2)
-        err.print(f"worker {runtime.executor_id} listening on {ATTEMPTS_QUEUE!r}", highlight=False)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            task = asyncio.ensure_future(session.work(concurrency=concurrency, dead_after=dead_after, stop=stop))
+            await asyncio.sleep(0)
+            while not task.done() and not session._started:
+                await asyncio.sleep(0.05)
+            if session._started:
+                from .. import durable
+
+                err.print(f"worker {durable.current().executor_id} listening on {ATTEMPTS_QUEUE!r}", highlight=False)
+            await task
         finally:
-            durable.shutdown()
+            session.close()
 
     asyncio.run(go())
 
@@ -165,44 +85,22 @@ def worker(
 def durable_states(store_path: str, ids: list[str]) -> dict[str, str]:
     """The durable state of each run that is a workflow (running, resumable, done, …), by id; empty when
     the project has no durable runs. Never recovers anything (a listing must not start work)."""
-    if not ids or not _has_workflows(store_path):
+    from ..patterns._worker import has_workflows
+
+    if not ids or not has_workflows(store_path):
         return {}
-    durable = load_workflows()
-    durable.launch(durable_url(store_path), recover=False)
+    from .. import durable
+    from ..session import load_tasks
+
+    load_tasks()
+    durable.launch(None if _env_url() else f"sqlite:///{Path(store_path).resolve()}", recover=False)
     try:
         return {w.id: w.state for w in durable.workflows(ids=ids, limit=None)}
     finally:
         durable.shutdown()
 
 
-def give_up(store: Any, run_ids: list[str]) -> None:
-    """Cancels the durable workflows of runs ``flotilla gc`` cleaned up (and their children), so that no
-    later launch resumes them."""
-    if not run_ids or not _has_workflows(store.path):
-        return
-    durable = load_workflows()
+def _env_url() -> Any:
+    import os
 
-    async def go() -> None:
-        durable.launch(durable_url(store.path), recover=False)
-        try:
-            known = {w.id for w in durable.workflows(ids=run_ids, limit=None)}
-            for run_id in run_ids:
-                if run_id in known:
-                    await durable.cancel(run_id)
-        finally:
-            durable.shutdown()
-
-    asyncio.run(go())
-
-
-def _has_workflows(store_path: str) -> bool:
-    """Whether the durable database exists and holds workflows (without importing DBOS)."""
-    if os.environ.get("FLOTILLA_DATABASE_URL"):
-        return True
-    import sqlite3
-
-    path = Path(store_path)
-    if not path.is_file():
-        return False
-    with sqlite3.connect(path) as db:
-        return bool(db.execute("SELECT 1 FROM sqlite_master WHERE name = 'workflow_status'").fetchall())
+    return os.environ.get("FLOTILLA_DATABASE_URL")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
@@ -16,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..agents import AgentResult, Limits, get_agent, load_agents, run_agent
+from ..agents import AgentResult, load_agents
 from ..agents.wiring import resolve_model_name, split_names
 from ..config import load_settings
 from ..errors import FlotillaError, UserError
@@ -60,64 +59,24 @@ def run(
                                      help="Record every step so a crash resumes (`flotilla resume RUN`)."),
 ) -> None:
     """Run one agent on a task in a workspace, with a live display and a summary."""
+    from ..session import Session
+
     root = (cwd or Path.cwd()).resolve()
     if not root.is_dir():
         raise UserError(f"--cwd {root} is not a folder")
-    settings = load_settings(cwd=root)
-    spec = get_agent(agent, settings.root)
-    store = _store(root)
-    limits = Limits(max_turns=max_turns, wall_clock_s=timeout, budget_usd=budget_usd)
-    display = None if json_output else _Display(spec.name)
-    if durable_run:
-        coro = _durable_run(spec.name, task, root, store, display, model=model, advisor=advisor,
-                            fallback=split_names(fallback_model), limits=limits, read_only=True if read_only else None)
-    else:
-        coro = run_agent(spec, task, root, model=model, advisor=advisor, fallback=split_names(fallback_model),
-                         limits=limits, store=store, sink=display, settings=settings,
-                         read_only=True if read_only else None)
+    session = Session(project=root, durable=durable_run, store=_store(root))
+    display = None if json_output else _Display(agent)
+    options = dict(model=model, advisor=advisor, fallback=split_names(fallback_model), max_turns=max_turns,
+                   budget_usd=budget_usd, timeout_s=timeout, read_only=True if read_only else None, sink=display)
     if display is None:
-        result = asyncio.run(coro)
+        result = session.run_sync(agent, task, **options)
         out.print_json(json.dumps(_result_json(result)))
     else:
         with Live(display.render(), console=err, refresh_per_second=8, transient=True) as live:
             display.live = live
-            result = asyncio.run(coro)
+            result = session.run_sync(agent, task, **options)
         _summary(result, display)
     raise typer.Exit(0 if result.stop_reason == "end_turn" else 1)
-
-
-async def _durable_run(agent: str, task: str, root: Path, store: SQLiteStore, display: Any, **options: Any) -> AgentResult:
-    """The run as a durable workflow in this process; launching also recovers this machine's crashed runs.
-    Ctrl-C cancels it for good (it is recorded as cancelled, not left to resume)."""
-    from ..agents import durable_run
-    from ..store import new_id
-    from .durable_cmd import durable_url, finish_recovered, launch_recovering, load_workflows
-
-    durable = load_workflows()
-    recovered = launch_recovering(durable, durable_url(store.path))
-    try:
-        run_id = new_id()
-        durable_run.LIVE[run_id] = display
-        job = durable_run.agent_job(agent, task, root, run_id=run_id, store=store.path, **options)
-        handle = await durable.start(durable_run.agent_workflow, job, workflow_id=run_id)
-        try:
-            result = durable_run.result_from_json(await handle.result())
-        except asyncio.CancelledError:
-            await durable.cancel(run_id)
-            for _ in range(200):  # the run records itself as cancelled as its step stops
-                if _status(store, run_id) != "running":
-                    break
-                await asyncio.sleep(0.05)
-            raise
-        await finish_recovered(durable, recovered)
-        return result
-    finally:
-        durable.shutdown()
-
-
-def _status(store: SQLiteStore, run_id: str) -> str:
-    rows = store.execute("SELECT status FROM runs WHERE id = ?", (run_id,))
-    return rows[0]["status"] if rows else "running"
 
 
 def _result_json(result: AgentResult) -> dict[str, Any]:
@@ -265,7 +224,7 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
     """Show one run: its transcript, and usage and cost by model (subagents included)."""
     store = _store(cwd)
     run = store.get_run(run_id)
-    family = _family(store, run["id"])
+    family = store.family(run["id"])
     messages = [e["message"] for e in store.events(run["id"], "MessageAdded")]
     usage = store.usage(family)
     if json_output:
@@ -289,16 +248,6 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
                       f"{u['cache_write_tokens']:,}", f"${u['cost_usd'] or 0:.4f}")
     out.print(table)
     out.print(f"total ${total:.4f} across {len(family)} run(s)", highlight=False)
-
-
-def _family(store: SQLiteStore, run_id: str) -> list[str]:
-    """The run and all its descendants (subagents, attempts)."""
-    ids, frontier = [run_id], [run_id]
-    while frontier:
-        children = [r["id"] for p in frontier for r in store.list_runs(parent_id=p, limit=10_000)]
-        ids += children
-        frontier = children
-    return ids
 
 
 def _print_message(message: dict[str, Any]) -> None:
@@ -338,33 +287,18 @@ def steer(run_id: str = typer.Argument(..., help="The running run to steer."),
           read_only: bool = typer.Option(False, "--read-only", help="Switch the run to read-only tools."),
           cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to use.")) -> None:
     """Put a message (and/or a switch to read-only) in a running run's inbox; it arrives before its next model call."""
-    if not message and not read_only:
-        raise UserError("give a message, --read-only, or both")
-    store = _store(cwd)
-    run = _running(store, run_id)
-    store.send_steering(run["id"], message, read_only=read_only)
-    if read_only:  # its running subagents too: read-only must not leak out through a child
-        for child in _family(store, run["id"])[1:]:
-            if store.get_run(child)["status"] == "running":
-                store.send_steering(child, read_only=True)
-    err.print(f"sent to run {run['id']}; it takes it before its next model call", highlight=False)
+    from ..session import Session
+
+    target = Session(project=cwd or Path.cwd(), durable=False, store=_store(cwd)).steer(run_id, message,
+                                                                                        read_only=read_only)
+    err.print(f"sent to run {target}; it takes it before its next model call", highlight=False)
 
 
 def stop(run_id: str = typer.Argument(..., help="The running run to stop."),
          cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to use.")) -> None:
     """Ask a running run (and its running subagents) to end cleanly before their next model call."""
-    store = _store(cwd)
-    run = _running(store, run_id)
-    # A parent takes its inbox only between its own model calls; its subagents are asked directly.
-    targets = [i for i in _family(store, run["id"]) if store.get_run(i)["status"] == "running"]
-    for target in targets:
-        store.send_steering(target, stop=True)
+    from ..session import Session
+
+    targets = Session(project=cwd or Path.cwd(), durable=False, store=_store(cwd)).stop(run_id)
     more = f" and {len(targets) - 1} running subagent(s)" if len(targets) > 1 else ""
-    err.print(f"asked run {run['id']}{more} to stop", highlight=False)
-
-
-def _running(store: SQLiteStore, run_id: str) -> dict[str, Any]:
-    run = store.get_run(run_id)
-    if run["status"] != "running":
-        raise UserError(f"run {run['id']} is not running (it is {run['status']}: {run['reason']})")
-    return run
+    err.print(f"asked run {targets[0]}{more} to stop", highlight=False)

@@ -8,10 +8,14 @@ Nothing else in flotilla imports ``dbos``. The shape:
   project's ``.flotilla/flotilla.db``, shared with the run store and put in WAL mode.
 - ``@workflow("name")`` on an ``async def``: an agent run, a race, an attempt.
   ``start`` / ``enqueue`` / ``wait_first`` / ``wait_all`` / ``cancel`` / ``resume``.
-- Inside a workflow, every model call and tool call goes through ``DurableSteps``
-  (``flotilla.agents.seam.Steps`` for a plain run): the seam of the agent loop.
-- ``recover()`` adopts the pending runs of executors found dead (heartbeat silent for
-  ``dead_after`` seconds, or, on this host, their process gone); ``launch`` calls it.
+- ``DurableExecutor`` and ``register_tasks``: the kernel's tasks (races, units, agent runs) as
+  workflows, behind the executor seam (``flotilla.kernel.executor``). Inside, every model call
+  and tool call goes through ``DurableSteps``, the agent loop's seam.
+- ``recover(ids)`` adopts pending runs of executors found dead (heartbeat silent for
+  ``dead_after`` seconds, or, on this host, their process gone): ``flotilla resume RUN`` adopts
+  that run and its children, a worker adopts queued attempts. Nothing adopts runs behind a
+  person's back.
+- DBOS's exceptions become flotilla's at this seam (``Cancelled``, ``RunError``, ``UserError``).
 
 Guarantees, and what they cost:
 
@@ -36,16 +40,19 @@ from ._workflows import (
     recorded_steps,
     register_queue,
     resume,
+    sleep,
     start,
     wait_all,
     wait_first,
     workflow,
     workflows,
 )
-from .steps import DurableSteps, Steps
+from .executor import DurableExecutor, register_tasks
+from .steps import DurableSteps
 
 __all__ = [
-    "APP_VERSION", "DATABASE_ENV", "DurableSteps", "Handle", "InMemorySteps", "Runtime", "StepRecord", "Steps",
-    "WorkflowInfo", "cancel", "current", "database_url", "enqueue", "launch", "recorded_steps", "recover", "register_queue",
-    "resume", "shutdown", "start", "wait_all", "wait_first", "workflow", "workflows",
+    "APP_VERSION", "DATABASE_ENV", "DurableExecutor", "DurableSteps", "Handle", "Runtime", "StepRecord",
+    "WorkflowInfo", "cancel", "current", "database_url", "enqueue", "launch", "recorded_steps", "recover",
+    "register_queue", "register_tasks", "resume", "shutdown", "sleep", "start", "wait_all", "wait_first",
+    "workflow", "workflows",
 ]

@@ -24,6 +24,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig
 from dbos import error as dbos_error
+from dbos._utils import INTERNAL_QUEUE_NAME
 
 from ..errors import ConfigError, UserError
 from ._heartbeat import Heartbeat
@@ -80,7 +81,7 @@ def database_url(root: Path | None = None, environ: dict[str, str] | None = None
 
 
 def launch(url: str | None = None, *, executor_id: str | None = None, listen: Sequence[str] = (),
-           recover: bool = True, adopt: bool = False, heartbeat_interval: float = 2.0,
+           recover: bool = False, adopt: bool = False, heartbeat_interval: float = 2.0,
            dead_after: float = 15.0, host: str | None = None) -> Runtime:
     """Starts durable execution in this process and returns its ``Runtime``.
 
@@ -88,7 +89,8 @@ def launch(url: str | None = None, *, executor_id: str | None = None, listen: Se
     by default none, so a process that enqueues work for workers does not run it itself
     (it still runs what it starts and what it recovers).
     ``recover`` adopts pending workflows of executors found dead (see ``recover_dead``)
-    once now; ``adopt`` keeps doing it at every heartbeat (what a worker does).
+    once now; ``adopt`` keeps adopting, at every heartbeat, the dead executors' work queued on
+    the ``listen`` queues (what a worker does: attempts, never a race's own workflow).
     ``dead_after`` is the heartbeat silence after which another machine's executor is dead;
     ``host`` names this machine in the heartbeat table (default: the host name).
     """
@@ -117,6 +119,7 @@ def launch(url: str | None = None, *, executor_id: str | None = None, listen: Se
         raise UserError(f"cannot open the durable database {_redact(url)}: {exc}. Fix: check "
                         f"{DATABASE_ENV} (server running, database reachable, credentials)") from exc
     engine = _engine(url)
+    _adopt_queues[:] = list(listen)
     heartbeat = Heartbeat(engine, executor_id, interval=heartbeat_interval, dead_after=dead_after, host=host,
                           on_beat=_adopt if adopt else None)
     heartbeat.start()
@@ -147,24 +150,36 @@ def is_launched() -> bool:
     return _runtime is not None
 
 
-def recover_dead() -> list[str]:
-    """Adopts the pending workflows of every executor not alive (heartbeat silent, or its
-    process on this host gone) and returns their ids.
+def recover_dead(ids: Sequence[str] | None = None, *, queues: Sequence[str] | None = None) -> list[str]:
+    """Adopts pending workflows of executors not alive (heartbeat silent, or on this host their
+    process gone) and returns their ids: those named in ``ids`` and their pending descendants
+    (``flotilla resume RUN``), or those that were enqueued on one of ``queues`` (a worker adopts
+    queued attempts, never the race that enqueued them), or, with neither, all of them.
 
-    Re-enqueueing is conditional on the workflow still belonging to the dead executor, so
-    two live executors adopting at once do not both run it.
+    Re-enqueueing is conditional on the workflow still belonging to the dead executor, so two live
+    executors adopting at once do not both run it.
     """
     runtime = current()
     alive = runtime.heartbeat.alive()
-    pending = off_loop(lambda: DBOS.list_workflows(status="PENDING", load_input=False, load_output=False,
-                                                   app_version=APP_VERSION))
-    dead = sorted({w.executor_id for w in pending if w.executor_id and w.executor_id not in alive})
-    if not dead:
-        return []
-    # DBOS's own recovery of named executors (what its admin API's recovery endpoint calls).
-    handles = off_loop(lambda: DBOS._recover_pending_workflows(dead))
-    runtime.heartbeat.forget(dead)
-    return [h.workflow_id for h in handles]
+    pending = [w for w in off_loop(lambda: DBOS.list_workflows(status="PENDING", load_input=False,
+                                                                   load_output=False, app_version=APP_VERSION))
+               if w.executor_id and w.executor_id not in alive]
+    if ids is not None:
+        chosen, grew = set(ids), True
+        while grew:
+            more = {w.workflow_id for w in pending if w.parent_workflow_id in chosen} - chosen
+            chosen |= more
+            grew = bool(more)
+        pending = [w for w in pending if w.workflow_id in chosen]
+    if queues is not None:
+        pending = [w for w in pending if w.queue_name in queues]
+    adopted = []
+    for w in pending:
+        # DBOS's own recovery, one workflow at a time (what its recovery of an executor does for each).
+        if off_loop(lambda: DBOS._sys_db.reenqueue_for_recovery(  # type: ignore[attr-defined]
+                w.workflow_id, [w.executor_id], INTERNAL_QUEUE_NAME)):
+            adopted.append(w.workflow_id)
+    return adopted
 
 
 def off_loop(fn: Callable[[], T]) -> T:
@@ -178,9 +193,12 @@ def off_loop(fn: Callable[[], T]) -> T:
         return pool.submit(fn).result()
 
 
+_adopt_queues: list[str] = []
+
+
 def _adopt() -> None:
     if _runtime is not None:  # not while shutting down
-        recover_dead()
+        recover_dead(queues=_adopt_queues)
 
 
 def _enable_wal(path: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from dbos import DBOS, SetWorkflowID
 from dbos import error as dbos_error
 
-from ..errors import Cancelled, RunError, UserError
+from ..errors import Cancelled, NothingToResume, RunError, UserError
 from ._runtime import APP_VERSION, current, off_loop
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -50,7 +50,7 @@ class Handle:
     async def result(self) -> Any:
         """Waits for the workflow and returns its result, raising what it raised
         (``Cancelled`` when it was cancelled). Inside a workflow the wait is recorded."""
-        with _translated(self.id):
+        with translated(self.id):
             handle = self._started or await _dbos_handle(self.id)
             return await handle.get_result(polling_interval_sec=POLL_SECONDS)
 
@@ -102,7 +102,7 @@ def register_queue(name: str, *, concurrency: int | None = None, worker_concurre
 
 async def wait_first(handles: list[Handle]) -> Handle:
     """Waits until one of the workflows finishes (in any state) and returns its handle."""
-    with _translated(",".join(h.id for h in handles)):
+    with translated(",".join(h.id for h in handles)):
         dbos_handles = [await _dbos_handle(h.id) for h in handles]
         first = await DBOS.wait_first_async(dbos_handles, polling_interval_sec=POLL_SECONDS)
     return Handle(first.workflow_id)
@@ -113,32 +113,39 @@ async def wait_all(handles: list[Handle]) -> list[Any]:
     return [await h.result() for h in handles]
 
 
+async def sleep(seconds: float) -> None:
+    """A recorded sleep inside a workflow: a resumed run sleeps only what was left."""
+    with translated("sleep"):
+        await DBOS.sleep_async(seconds)
+
+
 async def cancel(workflow_id: str, *, children: bool = True) -> None:
     """Cancels a workflow (and its children). It stops at its next step; a step in flight
     that is preemptible (every ``Steps`` call is) has its task cancelled at once."""
-    with _translated(workflow_id):
+    with translated(workflow_id):
         await DBOS.cancel_workflow_async(workflow_id, cancel_children=children)
 
 
 def resume(workflow_id: str) -> Handle:
-    """Continues a run from its last finished step: a cancelled or failed-by-crash run, or a
-    pending one whose executor is dead. A run that is still running elsewhere is refused."""
+    """Continues a crashed run (pending, its executor dead) and its crashed children from their last
+    finished steps. A run that is running, finished, failed or was stopped has nothing to resume:
+    ``NothingToResume`` says which. (A stopped run stays stopped: Ctrl-C, SIGTERM and ``flotilla
+    stop`` are a person's decision, never undone behind their back.)"""
     info = {w.id: w for w in workflows(ids=[workflow_id])}.get(workflow_id)
     if info is None:
         raise UserError(f"no durable run {workflow_id!r}; `flotilla runs` lists them")
     if info.state == "running":
-        raise UserError(f"run {workflow_id} is still running on {info.executor_id}; "
-                        "stop it first (`flotilla stop`), or wait for its executor to be found dead")
-    if info.state == "done":
-        return Handle(workflow_id)
-    if info.status == "ERROR":
-        raise UserError(f"run {workflow_id} failed ({info.error}); a failed run is over: start it again")
+        raise NothingToResume(f"run {workflow_id} is still running (executor {info.executor_id}); "
+                              "nothing to resume. Stop it with `flotilla stop`, or wait for it")
+    if info.state in ("done", "failed", "cancelled"):
+        why = {"done": "it finished", "failed": f"it failed ({info.error})",
+               "cancelled": "it was stopped (Ctrl-C, a signal or `flotilla stop`); a stopped run stays stopped"}
+        raise NothingToResume(f"run {workflow_id}: nothing to resume, {why[info.state]}. "
+                              "Start it again to redo it")
     if info.state == "resumable":
         from ._runtime import recover_dead
 
-        recover_dead()
-    else:
-        off_loop(lambda: DBOS.resume_workflow(workflow_id))
+        recover_dead([workflow_id])
     return Handle(workflow_id)
 
 
@@ -196,14 +203,14 @@ class StepRecord:
 def recorded_steps(workflow_id: str) -> list[StepRecord]:
     """The steps a workflow has recorded so far, in order (what a resume will not run again)."""
     current()
-    with _translated(workflow_id):
+    with translated(workflow_id):
         rows = off_loop(lambda: DBOS.list_workflow_steps(workflow_id))
     return [StepRecord(step=r["function_id"], name=r["function_name"],
                        error=str(r["error"]) if r.get("error") is not None else None,
                        child_id=r.get("child_workflow_id")) for r in rows]
 
 
-class _translated:
+class translated:
     """Turns DBOS's exceptions into flotilla's at this seam."""
 
     def __init__(self, what: str) -> None:
@@ -213,6 +220,8 @@ class _translated:
         return None
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, dbos_error.DBOSWorkflowCancelledError):  # the running workflow was cancelled
+            raise Cancelled(f"durable run {self.what} was cancelled") from exc
         if exc is None or not isinstance(exc, dbos_error.DBOSException):
             return False
         if isinstance(exc, dbos_error.DBOSAwaitedWorkflowCancelledError):

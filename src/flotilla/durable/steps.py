@@ -1,6 +1,6 @@
-"""The seam the agent loop calls through: every model call and tool call goes via a ``Steps``.
+"""The durable side of the agent loop's seam (``flotilla.protocols.Steps``).
 
-``InMemorySteps`` just runs the call. ``DurableSteps`` makes each call a DBOS
+``flotilla.agents.seam.InMemorySteps`` just runs the call. ``DurableSteps`` makes each call a DBOS
 step: the result is written to the database before the loop sees it, and when
 a crashed run is resumed a finished call returns its recorded result instead
 of running again. Wiring the loop is passing one or the other.
@@ -24,35 +24,17 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from dbos import DBOS
 from pydantic import BaseModel
 
 from ..messages import MessagesResponse
 from ._runtime import is_launched
+from ._workflows import translated
 
 T = TypeVar("T")
 _TAG = "__flotilla_value__"
-
-
-class Steps(Protocol):
-    """How the loop runs its model and tool calls. ``key`` names the call within the run
-    (the turn number, the tool_use id) so that a replay that diverges is caught."""
-
-    durable: bool
-
-    async def model_call(self, key: str, fn: Callable[[], Awaitable[MessagesResponse]]) -> MessagesResponse: ...
-
-    async def tool_call(self, key: str, fn: Callable[[], Awaitable[T]]) -> T: ...
-
-    async def step(self, key: str, fn: Callable[[], Awaitable[T]]) -> T: ...
-
-    def reserve_tool_calls(self, ids: list[str]) -> None:
-        """Fixes the order of tool calls about to run concurrently (``asyncio.gather``), before
-        anything awaits: a replay then matches each call to its record whatever order the calls
-        reach ``tool_call`` in."""
-        ...
 
 
 class DurableSteps:
@@ -97,10 +79,11 @@ class DurableSteps:
             return load_value(await run())
         options = {"name": key, "preemptible": True}
         reserved = self._reserved.pop(key, None)
-        if reserved is not None:
-            stored = await reserved.run_async(options, run)
-        else:
-            stored = await DBOS.run_step_async(options, run)
+        with translated(key):  # a cancelled run raises flotilla's Cancelled here, at its next step
+            if reserved is not None:
+                stored = await reserved.run_async(options, run)
+            else:
+                stored = await DBOS.run_step_async(options, run)
         if ran:
             self.executed += 1
         else:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import UserError
 from ..workspaces import DEFAULT_DIR
 from ._attempt import AttemptPlan
-from ._external import external_template
+from ..kernel.external import external_template
 
 
 class RaceConfig(BaseModel):

@@ -57,8 +57,13 @@ def final_table(attempts: list[Any], winner: str | None) -> Table:
                       _get(a, "agent"), _model_cell(a), check_cell,
                       "—" if score is None else f"{score:g}/10",
                       Text.assemble((f"+{_get(a, 'added')}", "green"), " ", (f"−{_get(a, 'removed')}", "red")),
-                      f"{tokens:,}", f"${_get(a, 'cost_usd'):.4f}", f"{_get(a, 'seconds'):.1f}s")
+                      f"{tokens:,}", _cost(_get(a, "cost_usd")), f"{_get(a, 'seconds'):.1f}s")
     return table
+
+
+def _cost(usd: float | None) -> str:
+    """A cost, or ``—`` when it is not known (an external CLI run outside flotilla's metering)."""
+    return "—" if usd is None else f"${usd:.4f}"
 
 
 def _model_cell(a: Any) -> Text:
@@ -125,16 +130,45 @@ def report(store: Any, run_id: str) -> Any:
 class LiveView:
     """The live table while a race runs, when the console is a terminal; a no-op otherwise.
 
-    Pass ``view.observe`` to ``run_race``; it starts the display once the attempts exist.
+    It is an event sink (pass it as the race's ``sink``): rows come from ``AttemptStarted``,
+    ``UnitState``, ``ModelCalled`` and ``AttemptFinished``, so it shows a durable race as it
+    shows one in memory.
     """
 
     def __init__(self, console: Any, *, enabled: bool = True) -> None:
         self.console, self.enabled = console, enabled
         self.attempts: list[Any] = []
+        self._by_run: dict[str, Any] = {}
+        self._by_name: dict[str, Any] = {}
         self._live: Any = None
 
-    def observe(self, race_id: str, attempts: list[Any]) -> None:
-        self.attempts = attempts
+    def emit(self, event: Any) -> None:
+        from ..events import AttemptFinished, AttemptStarted, FallbackUsed, ModelCalled, RunStarted, UnitState
+        from ..kernel.unit import UnitResult
+
+        if isinstance(event, RunStarted) and event.kind == "race" and self.console is not None and not self.attempts:
+            self.console.print(f"race {event.run_id}", highlight=False)
+        elif isinstance(event, AttemptStarted):
+            row = UnitResult(name=event.attempt, agent=event.agent, model=event.model, run_id=event.worker_run_id,
+                             status="setup", started_at=event.at)
+            self._by_name[row.name], self._by_run[row.run_id] = row, row
+            self.attempts.append(row)
+            self._start()
+        elif isinstance(event, UnitState) and event.unit in self._by_name:
+            self._by_name[event.unit].status = event.state
+        elif isinstance(event, ModelCalled) and event.run_id in self._by_run:
+            row = self._by_run[event.run_id]
+            row.turns += event.role == "executor" and not event.error
+            row.input_tokens += event.input_tokens + event.cache_read_tokens + event.cache_write_tokens
+            row.output_tokens += event.output_tokens
+            row.cost_usd = (row.cost_usd or 0.0) + event.cost_usd
+        elif isinstance(event, FallbackUsed) and event.run_id in self._by_run:
+            self._by_run[event.run_id].fallback_used = event.to_model
+        elif isinstance(event, AttemptFinished) and event.attempt in self._by_name:
+            row = self._by_name[event.attempt]
+            row.status, row.seconds = event.status, event.at - row.started_at
+
+    def _start(self) -> None:
         if self.enabled and self._live is None:
             from rich.live import Live
 

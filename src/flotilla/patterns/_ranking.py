@@ -15,13 +15,13 @@ class Rankable(Protocol):
     eligible: bool
     judge_score: float | None
     lines_changed: int
-    cost_usd: float
+    cost_usd: float | None
     seconds: float
 
 
 def _key(a: Any) -> tuple[Any, ...]:
     return (not a.eligible, -(a.judge_score if a.judge_score is not None else -1.0),
-            a.lines_changed, round(a.cost_usd, 6), round(a.seconds, 1), a.name)
+            a.lines_changed, round(a.cost_usd or 0.0, 6), round(a.seconds, 1), a.name)
 
 
 def _why(a: Any, b: Any) -> str:
@@ -34,7 +34,7 @@ def _why(a: Any, b: Any) -> str:
         return f"judge scored it {a.judge_score:g} against {b.name}'s {b.judge_score:g}"
     if a.lines_changed != b.lines_changed:
         return f"smaller diff ({a.lines_changed} lines against {b.name}'s {b.lines_changed})"
-    if round(a.cost_usd, 6) != round(b.cost_usd, 6):
+    if a.cost_usd is not None and b.cost_usd is not None and round(a.cost_usd, 6) != round(b.cost_usd, 6):
         return f"cheaper (${a.cost_usd:.4f} against {b.name}'s ${b.cost_usd:.4f})"
     if round(a.seconds, 1) != round(b.seconds, 1):
         return f"faster ({a.seconds:.1f}s against {b.name}'s {b.seconds:.1f}s)"

@@ -1,56 +1,44 @@
 """Race: the same spec in N git worktrees, each attempt verified by the project's check, ranked, the winner merged.
 
-``run_race`` is the whole pattern, top to bottom: refuse a repository it
-cannot work from, record the race, run the attempts concurrently (bounded by
-``parallel``; one crashing never stops the others), judge the ones that
-passed, rank, clean up the losers, merge the winner (``pick="auto"``) and
-record everything in the store. Ctrl-C cancels every attempt, keeps their
-branches and records the race as cancelled.
+Written once, on the kernel: ``begin`` checks the options and the repository and records the race;
+the ``flotilla.race`` task runs each attempt as a work unit (at most ``parallel`` at once, or
+enqueued for ``flotilla worker`` processes), then judges, ranks, cleans up and merges, each a step.
+The same code runs in memory or durably (the executor decides): killed mid-race, ``flotilla resume``
+finishes it, finished attempts staying finished. Ctrl-C or SIGTERM stops every attempt, keeps their
+branches and records the race as cancelled, for good.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import RepositoryError, UserError
-from ..events import FallbackUsed, ModelCalled, RunFinished, RunStarted
+from ..events import ModelCalled, RunFinished, RunStarted
+from ..kernel.executor import Executor, task
+from ..kernel.unit import WorkUnit
 from ..store import new_id
 from ..workspaces import (branch_diff, delete_branch, ensure_excluded, merge_branch, open_repo, remove_worktree,
                           require_branch, require_clean, resolve_commit)
-from ._attempt import Attempt, AttemptContext, AttemptPlan, run_attempt
+from ..workspaces.worktree import branch_name, worktree_root
+from ._attempt import Attempt, AttemptPlan
 from ._judge import judge_diff
 from ._race_plan import RaceConfig, build_plans, estimate, race_config
 from ._race_report import report
 from ._ranking import rank
+from ._worker import ATTEMPTS_QUEUE, WorkerConfig, worker_config
 
-__all__ = ["Attempt", "AttemptPlan", "RaceConfig", "RaceOptions", "RaceOutcome", "build_plans", "estimate",
-           "race_config", "report", "run_race"]
+__all__ = ["ATTEMPTS_QUEUE", "Attempt", "AttemptPlan", "RaceConfig", "RaceOutcome", "WorkerConfig", "begin",
+           "build_plans", "estimate", "race_config", "report", "worker_config"]
 
 MAX_STORED_DIFF = 200_000
+TASK_FOOTER = """
 
-
-@dataclass
-class RaceOptions:
-    """One race: what to do, how many ways, and how to verify and pick."""
-
-    spec: str
-    check: str
-    plans: list[AttemptPlan]
-    base: str = "HEAD"
-    parallel: int | None = None
-    judge: str | None = None
-    pick: str = "auto"
-    keep: bool = False
-    budget_usd: float | None = None
-    allow_dirty: bool = False
-    setup: str | None = None
-    worktree_dir: str = RaceConfig().worktree_dir
-    check_timeout: float = 600.0
-    agent_timeout: float = 1800.0
+You are working in a git worktree of the project, on a branch of your own. Change files in place; do not
+commit (flotilla commits your work when you finish). When you are done, this check must pass: `{check}`"""
 
 
 @dataclass
@@ -78,226 +66,327 @@ class RaceOutcome:
                 "merge_error": self.merge_error, "judge_cost_usd": self.judge_cost_usd, "notes": self.notes,
                 "attempts": [a.to_dict() for a in self.attempts], "winner_diff": self.winner_diff[:MAX_STORED_DIFF]}
 
-
-class _Tracker:
-    """An event sink that keeps each attempt's live turns, tokens and cost, and stops the race at its budget."""
-
-    def __init__(self, attempts: list[Attempt], budget_usd: float | None, on_over: Callable[[], None],
-                 downstream: Any = None) -> None:
-        self.by_run = {a.run_id: a for a in attempts}
-        self.attempts, self.budget_usd, self.on_over = attempts, budget_usd, on_over
-        self.downstream = downstream
-        self.over = False
-
-    def emit(self, event: Any) -> None:
-        if isinstance(event, FallbackUsed) and event.run_id in self.by_run:
-            self.by_run[event.run_id].fallback_used = event.to_model
-        attempt = self.by_run.get(event.run_id) if isinstance(event, ModelCalled) else None
-        if attempt is not None:
-            if event.role == "executor" and not event.error:
-                attempt.turns += 1
-            attempt.input_tokens += event.input_tokens + event.cache_read_tokens + event.cache_write_tokens
-            attempt.output_tokens += event.output_tokens
-            attempt.cost_usd += event.cost_usd
-            spent = sum(a.cost_usd for a in self.attempts)
-            if self.budget_usd is not None and spent >= self.budget_usd and not self.over:
-                self.over = True
-                self.on_over()
-        if self.downstream is not None:
-            self.downstream.emit(event)
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RaceOutcome:
+        attempts = [Attempt.from_dict(a) for a in data["attempts"]]
+        for a, raw in zip(attempts, data["attempts"]):
+            a.judge_score, a.judge_reasons = raw.get("judge_score"), raw.get("judge_reasons", "")
+            a.place, a.reason = raw.get("place", 0), raw.get("reason", "")
+        winner = next((a for a in attempts if a.name == data["winner"]), None)
+        return cls(data["race_id"], data["status"], attempts, winner, data["base_branch"], data["base_commit"],
+                   merged=data.get("merged"), merge_error=data.get("merge_error"),
+                   winner_diff=data.get("winner_diff", ""), judge_cost_usd=data.get("judge_cost_usd", 0.0),
+                   notes=list(data.get("notes", [])))
 
 
 @dataclass
-class BegunRace:
+class Begun:
     """A race recorded in the store, its attempts named, nothing run yet."""
 
     race_id: str
-    repo: Any
-    base_branch: str
-    base_commit: str
-    worktree_dir: str
-    attempts: list[Attempt]
+    job: dict[str, Any]
+
+    def started_event(self) -> RunStarted:
+        return RunStarted(run_id=self.race_id, kind="race", title=self.job["spec"][:80])
 
 
-def begin_race(options: RaceOptions, *, root: Path | None, store: Any) -> BegunRace:
-    """Checks the options and the repository, records the race and names its attempts.
-
-    Raises ``UserError``/``RepositoryError`` before anything is recorded when the race cannot start.
-    """
-    if not options.plans:
-        raise UserError("a race needs at least one attempt; pass --model (and -n)")
-    if not options.check.strip():
+def begin(session: Any, spec: str, *, models: list[str], check: str | None = None, n: int = 1,
+          agent: str = "implementer", parallel: int | None = None, judge: str | None = None, pick: str = "auto",
+          keep: bool = False, budget_usd: float | None = None, allow_dirty: bool = False, setup: str | None = None,
+          base: str = "HEAD", fallback: list[str] | None = None, max_turns: int | None = None,
+          attempt_timeout_s: float | None = None, queue: bool = False, remote: str | None = None,
+          plans: list[AttemptPlan] | None = None) -> Begun:
+    """Checks everything a race needs before anything exists (no branch, no worktree, no run row when
+    it fails), then records the race and names its attempts."""
+    config = race_config(session.settings)
+    check = check or config.check
+    if not spec or not spec.strip():
+        raise UserError("a race needs a spec: say what to do, as an argument or with --spec-file")
+    if not check or not check.strip():
         raise UserError("a race needs a check to verify attempts: pass --check 'pytest -q' "
                         "or set check under [race] in flotilla.toml")
-    if options.pick not in ("auto", "manual"):
-        raise UserError(f"--pick must be auto or manual, not {options.pick!r}")
-    repo = open_repo(root or Path.cwd())
+    if pick not in ("auto", "manual"):
+        raise UserError(f"--pick must be auto or manual, not {pick!r}")
+    if parallel is not None and parallel < 1:
+        raise UserError(f"--parallel must be at least 1 (got {parallel})")
+    plans = plans or build_plans(models, n=n, agent=agent, config=config, default_model=session.settings.model,
+                                 fallback=fallback)
+    if not plans:
+        raise UserError("a race needs at least one attempt; pass --model (and -n)")
+    repo = open_repo(session.project)
     base_branch = require_branch(repo)
-    if not options.allow_dirty:
+    if not allow_dirty:
         require_clean(repo)
-    base_commit = resolve_commit(repo, options.base)
-    wt_dir = options.worktree_dir.strip("/")
-    inside = [] if Path(wt_dir).is_absolute() else [f"/{wt_dir}/"]
-    ensure_excluded(repo, *inside, "/.flotilla/*.db", "/.flotilla/*.db-*")
-    race_id = store.create_run("race", options.spec.strip().splitlines()[0][:80], meta={
-        "spec": options.spec, "check": options.check, "base": options.base, "base_commit": base_commit,
-        "base_branch": base_branch, "root": str(repo.root), "worktree_dir": wt_dir, "pick": options.pick,
-        "judge": options.judge, "budget_usd": options.budget_usd})
-    store.emit(RunStarted(run_id=race_id, kind="race", title=options.spec[:80]))
-    attempts = [Attempt(name=p.name, agent=p.agent, model=p.model, run_id=new_id(), external=p.template is not None)
-                for p in options.plans]
-    store.update_meta(race_id, attempts=[{"name": a.name, "run_id": a.run_id, "agent": a.agent, "model": a.model,
-                                          "branch": f"flotilla/{race_id}/{a.name}"} for a in attempts])
-    return BegunRace(race_id, repo, base_branch, base_commit, wt_dir, attempts)
+    if any(p.template is None for p in plans) and agent not in session.agents_for(repo.root):
+        raise UserError(f"no agent named {agent!r}; flotilla agents: {', '.join(sorted(session.agents_for(repo.root)))}"
+                        "; external: claude-code, codex, gemini, aider, cmd:'TEMPLATE'")
+    for plan in plans:  # every model resolves and has its key, before any worktree exists
+        if plan.template is None and plan.model and plan.model not in session._models:
+            session.build_model(session.catalog.resolve(plan.model))
+    if queue and remote is None:
+        remote = worker_config(session.settings).remote
+    base_commit = resolve_commit(repo, base)
+    wt_dir = config.worktree_dir.strip("/")
+    ensure_excluded(repo, *([] if Path(wt_dir).is_absolute() else [f"/{wt_dir}/"]), "/.flotilla/*.db",
+                    "/.flotilla/*.db-*")
+    race_id = new_id()
+    attempts = [{"name": p.name, "agent": p.agent, "model": p.model, "run_id": new_id(),
+                 "branch": branch_name(race_id, p.name)} for p in plans]
+    job = {"race_id": race_id, "root": str(repo.root), "spec": spec, "check": check, "base": base,
+           "base_branch": base_branch, "base_commit": base_commit, "worktree_dir": wt_dir,
+           "plans": [dataclasses.asdict(p) for p in plans], "attempts": attempts,
+           "parallel": parallel or config.parallel, "judge": judge, "pick": pick, "keep": keep,
+           "budget_usd": budget_usd, "setup": setup or config.setup, "check_timeout_s": config.check_timeout_s,
+           "attempt_timeout_s": attempt_timeout_s, "max_turns": max_turns, "queue": queue, "remote": remote}
+    session.store.create_run("race", spec.strip().splitlines()[0][:80], run_id=race_id, meta={
+        "spec": spec, "check": check, "base": base, "base_commit": base_commit, "base_branch": base_branch,
+        "root": str(repo.root), "worktree_dir": wt_dir, "pick": pick, "judge": judge, "budget_usd": budget_usd,
+        "attempts": attempts, "queue": queue})
+    session.store.emit(RunStarted(run_id=race_id, kind="race", title=spec[:80]))
+    return Begun(race_id, job)
 
 
-async def run_race(options: RaceOptions, *, root: Path | None = None, store: Any, settings: Any = None,
-                   model_factory: Callable[[str], Any] | None = None, sink: Any = None,
-                   agents: dict[str, Any] | None = None, catalog: Any = None,
-                   observe: Callable[[str, list[Attempt]], None] | None = None) -> RaceOutcome:
-    """Runs a race in the repository at ``root`` and returns its outcome (also recorded in ``store``).
+def _unit(job: dict[str, Any], plan: dict[str, Any], attempt: dict[str, Any]) -> WorkUnit:
+    worker = AttemptPlan(**plan).worker()
+    return WorkUnit(name=attempt["name"], parent_id=job["race_id"], run_id=attempt["run_id"], root=job["root"],
+                    base_commit=job["base_commit"], instructions=job["spec"] + TASK_FOOTER.format(check=job["check"]),
+                    worker=worker, check=job["check"], setup=job["setup"], worktree_dir=job["worktree_dir"],
+                    max_turns=job["max_turns"], timeout_s=job["attempt_timeout_s"],
+                    check_timeout_s=job["check_timeout_s"], budget_usd=job["budget_usd"],
+                    budget_scope=job["race_id"], remote=job["remote"] if job["queue"] else None)
 
-    ``observe(race_id, attempts)`` is called once the attempts exist, for a live view. Raises
-    ``RepositoryError`` before anything starts when the repository cannot be raced from.
-    """
-    begun = begin_race(options, root=root, store=store)
-    repo, base_branch, base_commit, wt_dir = begun.repo, begun.base_branch, begun.base_commit, begun.worktree_dir
-    race_id, attempts = begun.race_id, begun.attempts
-    if agents is None and any(p.template is None for p in options.plans):
-        from ..agents.loader import load_agents
 
-        agents, _errors = load_agents(repo.root)
-    tasks: list[asyncio.Task[Any]] = []
-
-    def over_budget() -> None:
-        # a check costs nothing: attempts already checking finish; the rest stop
-        for attempt, task in zip(attempts, tasks):
-            if not task.done() and attempt.status in ("pending", "setup", "running"):
-                attempt.status = "budget"
-                task.cancel()
-
-    tracker = _Tracker(attempts, options.budget_usd, over_budget, downstream=sink)
-    limits = meter = None
-    if any(p.template is None for p in options.plans):
-        from ..agents.result import Limits
-        from ..models.budget import Meter
-
-        limits, meter = Limits(budget_usd=options.budget_usd), Meter()
-    ctx = AttemptContext(repo=repo, race_id=race_id, base_commit=base_commit, spec=options.spec,
-                         check=options.check, store=store, sink=tracker, worktree_dir=wt_dir,
-                         check_timeout=options.check_timeout, agent_timeout=options.agent_timeout,
-                         setup=options.setup, settings=settings, model_factory=model_factory,
-                         agents=agents or {}, limits=limits, meter=meter)
-    if observe is not None:
-        observe(race_id, attempts)
-    gate = asyncio.Semaphore(options.parallel or len(attempts))
-
-    async def one(plan: AttemptPlan, attempt: Attempt) -> None:
-        async with gate:
-            if tracker.over:
-                attempt.status = "budget"
-                return
-            await run_attempt(ctx, plan, attempt)
-
-    tasks.extend(asyncio.create_task(one(p, a)) for p, a in zip(options.plans, attempts))
+@task("flotilla.race")
+async def race_task(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
+    """Runs the attempts, waits for them all, then judges, ranks, cleans up and merges."""
+    session, race_id = ex.session, job["race_id"]
+    if job["queue"] and job["remote"]:
+        pushed = await ex.step("race:publish", lambda: asyncio.to_thread(_publish, job))
+        if pushed:  # the base could not reach the remote: the race fails with git's word for why
+            return await ex.step("race:finish", lambda: _failed(session, job, pushed))
+    units = [_unit(job, plan, a) for plan, a in zip(job["plans"], job["attempts"])]
+    parallel = job["parallel"] or len(units)
+    handles, running, skipped = [], [], []
     try:
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return await _conclude(options, repo, ctx, attempts, base_branch, base_commit, store, settings,
-                               model_factory, catalog, tracker)
+        for unit in units:
+            if not job["queue"] and len(running) >= parallel:
+                first = await ex.wait_first(running)
+                running = [h for h in running if h.id != first.id]
+            over = await ex.step(f"race:budget:{unit.name}", lambda: _spent(session, job))
+            if over:  # a unit that cannot spend anything is not started
+                skipped.append(Attempt(name=unit.name, agent=unit.worker.agent, model=unit.worker.model,
+                                       run_id=unit.run_id, status="budget", error=over))
+                continue
+            handle = await ex.spawn("flotilla.unit", unit.to_json(), id=unit.run_id,
+                                    queue=ATTEMPTS_QUEUE if job["queue"] else None)
+            handles.append(handle)
+            running.append(handle)
+        results = [await ex.result(h) for h in handles]
     except asyncio.CancelledError:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for attempt in attempts:
-            if attempt.status not in ("done", "failed"):
-                attempt.status = "cancelled"
-        await asyncio.to_thread(_clean_up, repo, ctx, attempts, keep_branches={a.name for a in attempts},
-                                keep_worktrees=False)
-        outcome = RaceOutcome(race_id, "cancelled", attempts, None, base_branch, base_commit)
-        _finish(store, outcome, "stopped by the user; every attempt's work is kept on its branch")
+        for handle in handles:
+            await ex.cancel(handle.id)
         raise
+    attempts = [Attempt.from_dict(r) for r in results] + skipped
+    return await _conclude(ex, job, attempts)
 
 
-async def _conclude(options: RaceOptions, repo: Any, ctx: AttemptContext, attempts: list[Attempt],
-                    base_branch: str, base_commit: str, store: Any, settings: Any,
-                    model_factory: Callable[[str], Any] | None, catalog: Any, tracker: _Tracker) -> RaceOutcome:
-    """Judge, rank, clean up, merge, record."""
+async def _conclude(ex: Executor, job: dict[str, Any], attempts: list[Attempt]) -> dict[str, Any]:
+    session = ex.session
+    repo = open_repo(Path(job["root"]))
+    if job["queue"] and job["remote"]:
+        from ..workspaces.remote import fetch_attempts
+
+        await ex.step("race:fetch", lambda: asyncio.to_thread(fetch_attempts, repo, job["remote"], job["race_id"]))
     judge_cost = 0.0
-    if options.judge:
-        judge_cost = await _judge_all(options, attempts, repo, base_commit, settings, model_factory, catalog,
-                                      store, ctx.race_id)
+    if job["judge"]:
+        judged = await ex.step("race:judge", lambda: _judge_all(session, job, repo, attempts))
+        for a in attempts:
+            a.judge_score, a.judge_reasons = judged["scores"].get(a.name, (None, ""))
+        judge_cost = judged["cost"]
     ranked = rank(attempts)
     winner = ranked[0] if ranked and ranked[0].eligible else None
     best = winner or (ranked[0] if ranked and ranked[0].commit else None)
-    outcome = RaceOutcome(ctx.race_id, "done" if winner else "failed", ranked, winner, base_branch, base_commit,
-                          judge_cost_usd=judge_cost)
+    outcome = RaceOutcome(job["race_id"], "done" if winner else "failed", ranked, winner, job["base_branch"],
+                          job["base_commit"], judge_cost_usd=judge_cost)
     if best is not None and best.commit:
-        outcome.winner_diff = await asyncio.to_thread(branch_diff, repo, base_commit, best.commit)
-    keep = {a.name for a in attempts} if options.keep else ({best.name} if best else set())
-    await asyncio.to_thread(_clean_up, repo, ctx, attempts, keep_branches=keep, keep_worktrees=options.keep)
-    if tracker.over or any(a.status == "budget" for a in attempts):
-        outcome.notes.append(f"the budget of ${options.budget_usd:.2f} was spent; unfinished attempts were stopped")
+        outcome.winner_diff = await ex.step("race:diff", lambda: asyncio.to_thread(
+            branch_diff, repo, job["base_commit"], best.commit))
+    keep = _kept(job, ranked, best)
+    await ex.step("race:clean", lambda: asyncio.to_thread(_clean_up, repo, job, ranked, keep))
+    if any(a.status == "budget" for a in attempts):
+        outcome.notes.append(f"the budget of ${job['budget_usd']:.2f} was spent; unfinished attempts were stopped")
     if winner is None:
         outcome.notes.append("no attempt passed its check: nothing was merged")
-    elif options.pick == "auto":
-        try:
-            outcome.merged = await asyncio.to_thread(
-                merge_branch, repo, winner.branch, base_branch=base_branch, base_commit=base_commit,
-                message=f"flotilla race {ctx.race_id}: {winner.name} ({winner.agent}, {winner.model or 'default'})"
-                        f"\n\n{options.spec.strip()[:2000]}")
-            if not options.keep:
-                await asyncio.to_thread(delete_branch, repo, winner.branch)
-        except RepositoryError as exc:
-            outcome.merge_error = str(exc)
+    elif job["pick"] == "auto":
+        outcome.merged, outcome.merge_error = await ex.step("race:merge", lambda: asyncio.to_thread(
+            _merge, repo, job, winner))
     else:
-        outcome.notes.append(f"merge it with `flotilla merge {ctx.race_id}` (branch {winner.branch})")
-    reason = "" if winner else "no attempt passed its check"
-    _finish(store, outcome, reason)
-    return outcome
+        outcome.notes.append(f"merge it with `flotilla merge {job['race_id']}` (branch {winner.branch}); "
+                             "the other passing attempts' branches are kept too")
+    return await ex.step("race:finish", lambda: _finish(session, outcome, "" if winner else "no attempt passed its check"))
 
 
-async def _judge_all(options: RaceOptions, attempts: list[Attempt], repo: Any, base_commit: str, settings: Any,
-                     model_factory: Callable[[str], Any] | None, catalog: Any, store: Any, race_id: str) -> float:
-    if catalog is None:
-        from ..models.catalog import Catalog
+def _publish(job: dict[str, Any]) -> str | None:
+    from ..workspaces.remote import publish_base
 
-        catalog = Catalog.load(settings.data if settings is not None else None)
-    name = catalog.resolve(options.judge or "")
-    model = model_factory(name) if model_factory else _build_model(name, settings, catalog)
-    price = catalog.cost if catalog is not None else None
+    try:
+        publish_base(open_repo(Path(job["root"])), job["remote"], job["race_id"], job["base_commit"])
+    except Exception as exc:  # noqa: BLE001 - git's message is the reason the race fails
+        return f"could not push the race's base to the remote {job['remote']}: {exc}"
+    return None
+
+
+def _failed(session: Any, job: dict[str, Any], reason: str) -> dict[str, Any]:
+    outcome = RaceOutcome(job["race_id"], "failed", [], None, job["base_branch"], job["base_commit"], notes=[reason])
+    for a in job["attempts"]:
+        session.store.create_run("attempt", a["name"], parent_id=job["race_id"], run_id=a["run_id"], exist_ok=True)
+        session.store.finish_run(a["run_id"], "failed", "the race could not start: " + reason)
+    return _finish(session, outcome, reason)
+
+
+def _spent(session: Any, job: dict[str, Any]) -> str | None:
+    """Why no more attempts may start (the race's budget is spent), or None."""
+    cap = job["budget_usd"]
+    if cap is None:
+        return None
+    spent = session.meter(job["race_id"]).usd
+    return f"not started: the race's budget of ${cap:.2f} was spent (${spent:.4f})" if spent >= cap else None
+
+
+def _kept(job: dict[str, Any], ranked: list[Attempt], best: Attempt | None) -> set[str]:
+    """The branches kept after the race: every one with --keep; with --pick manual every passing
+    attempt's (any of them may be merged later); else the best attempt's."""
+    if job["keep"]:
+        return {a.name for a in ranked}
+    kept = {best.name} if best else set()
+    if job["pick"] == "manual":
+        kept |= {a.name for a in ranked if a.eligible}
+    return kept
+
+
+def _clean_up(repo: Any, job: dict[str, Any], attempts: list[Attempt], keep: set[str]) -> None:
+    mine = worktree_root(repo, job["worktree_dir"])
+    for a in attempts:
+        path = Path(a.path) if a.path else mine / job["race_id"] / a.name
+        local = path.is_dir() and path.is_relative_to(mine)
+        if local and not job["keep"]:
+            remove_worktree(repo, path, branch=None if a.name in keep else a.branch)
+        elif a.name not in keep and a.branch:
+            delete_branch(repo, a.branch)
+
+
+def _merge(repo: Any, job: dict[str, Any], winner: Attempt) -> tuple[str | None, str | None]:
+    """Merges the winner (``merge_branch`` recognises and finishes its own half-done merge, so this
+    step is safe to run again after a crash); deletes its branch unless --keep."""
+    try:
+        merged = merge_branch(repo, winner.branch, base_branch=job["base_branch"], base_commit=job["base_commit"],
+                              message=f"flotilla race {job['race_id']}: {winner.name} ({winner.agent}, "
+                                      f"{winner.model or 'default'})\n\n{job['spec'].strip()[:2000]}")
+    except RepositoryError as exc:
+        return None, str(exc)
+    if not job["keep"]:
+        delete_branch(repo, winner.branch)
+    return merged, None
+
+
+async def _judge_all(session: Any, job: dict[str, Any], repo: Any, attempts: list[Attempt]) -> dict[str, Any]:
+    """Each passing attempt's judge score and reasons, and what judging cost."""
+    name = session.catalog.resolve(job["judge"])
+    model = session.build_model(name)
     contenders = [a for a in attempts if a.eligible and a.commit]
 
-    async def one(a: Attempt) -> float:
-        diff = await asyncio.to_thread(branch_diff, repo, base_commit, a.commit)
-        verdict = await judge_diff(model, options.spec, diff, cost=price)
-        a.judge_score, a.judge_reasons = verdict.score, verdict.reasons
-        provider, _, name = getattr(model, "name", "judge").partition(":")
-        store.emit(ModelCalled(run_id=race_id, provider=provider, model=name, role="judge",
-                               input_tokens=verdict.input_tokens, output_tokens=verdict.output_tokens,
-                               cost_usd=verdict.cost_usd))
-        return verdict.cost_usd
+    async def one(a: Attempt) -> tuple[str, float | None, str, float]:
+        diff = await asyncio.to_thread(branch_diff, repo, job["base_commit"], a.commit)
+        verdict = await judge_diff(model, job["spec"], diff, cost=session.catalog.cost)
+        provider, _, model_id = name.partition(":")
+        session.emit(ModelCalled(run_id=job["race_id"], provider=provider, model=model_id, role="judge",
+                                 input_tokens=verdict.input_tokens, output_tokens=verdict.output_tokens,
+                                 cost_usd=verdict.cost_usd))
+        return a.name, verdict.score, verdict.reasons, verdict.cost_usd
 
-    return sum(await asyncio.gather(*(one(a) for a in contenders)))
-
-
-def _build_model(name: str | None, settings: Any, catalog: Any) -> Any:
-    from ..models.providers import build_model  # written alongside; imported late so races without a judge need none
-
-    return build_model(name, settings=settings, catalog=catalog)
+    found = await asyncio.gather(*(one(a) for a in contenders))
+    return {"scores": {n: [score, reasons] for n, score, reasons, _c in found}, "cost": sum(c for *_, c in found)}
 
 
-def _clean_up(repo: Any, ctx: AttemptContext, attempts: list[Attempt], *, keep_branches: set[str],
-              keep_worktrees: bool) -> None:
-    for attempt in attempts:
-        worktree = ctx.worktrees.get(attempt.name)
-        if worktree is None:
-            continue
-        if not keep_worktrees:
-            remove_worktree(repo, worktree.path, branch=None if attempt.name in keep_branches else worktree.branch)
-        elif attempt.name not in keep_branches:
-            delete_branch(repo, worktree.branch)
+def _finish(session: Any, outcome: RaceOutcome, reason: str) -> dict[str, Any]:
+    data = outcome.to_dict()
+    session.store.finish_run(outcome.race_id, outcome.status, reason, result=data)
+    session.emit(RunFinished(run_id=outcome.race_id, status=outcome.status, reason=reason))
+    return data
 
 
-def _finish(store: Any, outcome: RaceOutcome, reason: str) -> None:
-    store.finish_run(outcome.race_id, outcome.status, reason, result=outcome.to_dict())
-    store.emit(RunFinished(run_id=outcome.race_id, status=outcome.status, reason=reason))
+def record_cancelled(session: Any, job: dict[str, Any]) -> None:
+    """Records a stopped race as cancelled, keeping every attempt's branch (the attempts save their work
+    there as they stop). Safe to call twice."""
+    store, race_id = session.store, job["race_id"]
+    if store.get_run(race_id)["status"] == "cancelled":
+        return
+    repo = open_repo(Path(job["root"]))
+    mine = worktree_root(repo, job["worktree_dir"])
+    attempts = []
+    for a in job["attempts"]:
+        path = mine / race_id / a["name"]
+        if path.is_dir():
+            remove_worktree(repo, path)
+        attempts.append(Attempt(name=a["name"], agent=a["agent"], model=a["model"], run_id=a["run_id"],
+                                branch=a["branch"], status="cancelled"))
+    outcome = RaceOutcome(race_id, "cancelled", attempts, None, job["base_branch"], job["base_commit"],
+                          notes=["stopped by the user; every attempt's work is kept on its branch"])
+    _finish(session, outcome, "stopped by the user; every attempt's work is kept on its branch")
+    for run_id in store.family(race_id)[1:]:  # a run stopped between steps may not have recorded its end
+        if store.get_run(run_id)["status"] == "running":
+            store.finish_run(run_id, "cancelled", "the race was stopped")
+            store.emit(RunFinished(run_id=run_id, status="cancelled", reason="the race was stopped"))
+
+
+def merge_attempt(session: Any, race_id: str, attempt: str | None, *, squash: bool = False) -> str:
+    """``flotilla merge``: a finished race's winner, or a named attempt whose check passed."""
+    record = finished_race(session.store, race_id)
+    result = record["result"]
+    attempts = {a["name"]: a for a in result.get("attempts", [])}
+    name = attempt or result.get("winner")
+    if name is None:
+        raise UserError(f"race {record['id']} has no winner (no attempt passed its check); nothing to merge")
+    if name not in attempts:
+        raise UserError(f"race {record['id']} has no attempt {name!r}; it has {', '.join(sorted(attempts))}")
+    chosen = attempts[name]
+    if not chosen.get("passed"):
+        raise UserError(f"attempt {name} of race {record['id']} did not pass its check; "
+                        "flotilla only merges attempts that passed")
+    if result.get("merged") and name == result.get("winner"):
+        raise UserError(f"race {record['id']}'s winner {name} is already merged ({result['merged'][:10]})")
+    meta = record["meta"]
+    repo = open_repo(Path(meta["root"]))
+    head = merge_branch(repo, chosen["branch"], base_branch=meta["base_branch"], base_commit=meta["base_commit"],
+                        squash=squash, message=f"flotilla race {record['id']}: {name} "
+                                               f"({chosen['agent']}, {chosen['model'] or 'default'})")
+    delete_branch(repo, chosen["branch"])
+    result["merged"] = head
+    if name != result.get("winner"):
+        result["winner"] = name
+    session.store.finish_run(record["id"], record["status"], record["reason"], result=result)
+    return head
+
+
+def finished_race(store: Any, race_id: str) -> dict[str, Any]:
+    record = store.get_run(race_id)
+    if record["kind"] != "race":
+        raise UserError(f"run {record['id']} is a {record['kind']} run, not a race")
+    if record["result"] is None:
+        raise UserError(f"race {record['id']} has not finished ({record['status']}); wait for it, "
+                        "`flotilla resume` it if it crashed, or `flotilla gc` to give it up")
+    return record
+
+
+def collect(session: Any, *, dry_run: bool = False) -> Any:
+    """``flotilla gc``: removes crashed runs' leftovers and gives their durable runs up for good."""
+    from ..workspaces import collect_garbage
+
+    config = race_config(session.settings)
+    report = collect_garbage(open_repo(session.project), session.store, directory=config.worktree_dir,
+                             dry_run=dry_run)
+    if not dry_run and report.crashed_runs and session.durable:
+        from ._worker import give_up
+
+        give_up(session, report.crashed_runs)
+    return report

@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS steering (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, message TEXT NOT NULL DEFAULT '',
     read_only INTEGER NOT NULL DEFAULT 0, stop INTEGER NOT NULL DEFAULT 0,
     taken INTEGER NOT NULL DEFAULT 0, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS signals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, value TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS signals_topic ON signals(topic, id);
 """
 
 
@@ -76,14 +79,16 @@ class SQLiteStore:
     # -- runs -----------------------------------------------------------
 
     def create_run(self, kind: str, title: str = "", *, parent_id: str | None = None,
-                   meta: dict[str, Any] | None = None, run_id: str | None = None) -> str:
+                   meta: dict[str, Any] | None = None, run_id: str | None = None, exist_ok: bool = False) -> str:
+        """Records a new run. ``exist_ok`` keeps an existing row of that id as it is: a resumed run
+        records its start again, safely."""
         import os
 
         run_id = run_id or new_id()
         now = time.time()
         self.execute(
-            "INSERT INTO runs (id, kind, title, parent_id, meta, pid, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT {'OR IGNORE ' if exist_ok else ''}INTO runs "
+            "(id, kind, title, parent_id, meta, pid, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, kind, title, parent_id, json.dumps(meta or {}), os.getpid(), now, now),
         )
         return run_id
@@ -124,6 +129,16 @@ class SQLiteStore:
         sql += " ORDER BY created_at DESC LIMIT ?"
         params.append(limit)
         return [_run(r) for r in self.execute(sql, tuple(params))]
+
+    def family(self, run_id: str) -> list[str]:
+        """The run and all its descendants (attempts, subagents), parents first."""
+        ids, frontier = [run_id], [run_id]
+        while frontier:
+            rows = self.execute(f"SELECT id FROM runs WHERE parent_id IN ({','.join('?' * len(frontier))})",
+                                tuple(frontier))
+            frontier = [r["id"] for r in rows]
+            ids += frontier
+        return ids
 
     # -- events and usage -----------------------------------------------
 
@@ -166,6 +181,26 @@ class SQLiteStore:
             params = tuple(run_ids)
         sql += " GROUP BY run_id, provider, model, role"
         return [dict(r) for r in self.execute(sql, params)]
+
+    def cost(self, run_ids: list[str]) -> float:
+        """What these runs' model calls cost, in USD (the usage rows are the record of spend)."""
+        if not run_ids:
+            return 0.0
+        rows = self.execute(f"SELECT SUM(cost_usd) AS usd FROM usage WHERE run_id IN ({','.join('?' * len(run_ids))})",
+                            tuple(run_ids))
+        return float(rows[0]["usd"] or 0.0)
+
+    # -- signals (approvals, a person's answer to a waiting run) ----------
+
+    def send_signal(self, topic: str, value: Any) -> None:
+        self.execute("INSERT INTO signals (topic, value, at) VALUES (?, ?, ?)",
+                     (topic, json.dumps(value), time.time()))
+
+    def first_signal(self, topic: str) -> Any:
+        """The first value sent on ``topic``, or None. A topic is answered once (``run:gate:1``): reading
+        it again, as a resumed run does, gives the same answer."""
+        rows = self.execute("SELECT value FROM signals WHERE topic = ? ORDER BY id LIMIT 1", (topic,))
+        return json.loads(rows[0]["value"]) if rows else None
 
     # -- steering -------------------------------------------------------
 

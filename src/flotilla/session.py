@@ -1,0 +1,394 @@
+"""``flotilla.Session``: the public API. Every front end (the CLI, the dashboard, a script) calls it.
+
+A Session holds what every run needs: the project's settings and model catalog, the run store,
+model resolution (``provider:model`` names, aliases, and ``Model`` objects a library user passes
+in), the agent files, the budget meters, live observers, and the executor: durable (the default:
+every step recorded, a crash resumes with ``resume``) or in memory. ::
+
+    from flotilla import Session
+
+    async with Session(project=".") as s:
+        r = await s.run("implementer", "Add a --verbose flag", model="sonnet", budget_usd=1.0)
+        race = await s.race("Fix the flaky test", models=["opus", "openai:gpt-5"], check="pytest -q")
+        print(race.winner.name if race.winner else None, race.merged)
+
+Each async method has a ``_sync`` twin for scripts (``s.race_sync(...)``). In the twins, SIGTERM
+and SIGHUP stop the work as Ctrl-C does: recorded as cancelled, branches kept, never resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .config import Settings, load_settings
+from .errors import Cancelled, UserError
+from .events import FanOut
+from .kernel.executor import TASKS, Handle, InMemoryExecutor
+from .messages import Message, MessagesRequest, MessagesResponse
+from .models.budget import Meter
+from .models.catalog import Catalog
+from .protocols import EventSink, Model
+from .store import SQLiteStore, default_store_path, new_id
+
+T = TypeVar("T")
+_OWNER: Session | None = None
+"""The Session that launched durable execution in this process (DBOS is one per process)."""
+
+
+class Session:
+    """One project's settings, store, models and executor; the methods below are what flotilla does."""
+
+    def __init__(self, project: str | Path = ".", *, durable: bool = True, store: Any = None,
+                 settings: Settings | None = None, models: Mapping[str, Any] | None = None,
+                 database_url: str | None = None, home: Path | None = None, worker_remote: str | None = None,
+                 sink: EventSink | None = None) -> None:
+        """``project``: the repository (or folder) to work in. ``store``: a RunStore or a path (default
+        ``.flotilla/flotilla.db`` of the project, or ``FLOTILLA_STORE``). ``models``: names mapped to
+        ``Model`` objects, or to zero-argument factories that make a fresh one per run (scripted
+        models keep state). ``home`` replaces the user's home for agent files (tests, demos).
+        ``sink`` receives every event of every run this Session starts."""
+        import os
+
+        self.project = Path(project).resolve()
+        self.durable = durable
+        self.settings = settings or load_settings(cwd=self.project)
+        self.catalog = Catalog.load(self.settings.data)
+        if store is None or isinstance(store, (str, Path)):
+            store = SQLiteStore(store or os.environ.get("FLOTILLA_STORE") or default_store_path(self.project))
+        self.store = store
+        self.database_url = database_url
+        self.home = home
+        self.worker_remote = worker_remote
+        self.sink = sink
+        self._models: dict[str, Any] = dict(models or {})
+        self._meters: dict[str, Meter] = {}
+        self._observers: dict[str, EventSink] = {}
+        self._agents: dict[Path, dict[str, Any]] = {}
+        self._executor: Any = None
+        self._started = False
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Session:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+    def start(self, *, listen: list[str] | None = None, adopt: bool = False, dead_after: float | None = None) -> None:
+        """Launches the executor (durable execution for a durable Session). ``listen``/``adopt`` are
+        for workers: the queues this process takes work from, and adopting dead workers' queued work."""
+        global _OWNER
+        if self._started:
+            return
+        if self.durable:
+            from . import durable
+
+            if _OWNER is not None:
+                raise UserError("another durable Session is open in this process; close it first")
+            load_tasks()
+            durable.register_tasks(TASKS, _session_for)
+            url = self.database_url or _durable_url(self.store)
+            durable.launch(url, listen=listen or [], adopt=adopt,
+                           **({"dead_after": dead_after} if dead_after else {}))
+            _OWNER = self
+            self._executor = durable.DurableExecutor(self)
+        else:
+            load_tasks()
+            self._executor = InMemoryExecutor(self)
+        self._started = True
+
+    def close(self) -> None:
+        global _OWNER
+        if not self._started:
+            return
+        self._started = False
+        if self.durable:
+            from . import durable
+
+            durable.shutdown()
+            _OWNER = None
+
+    @property
+    def executor(self) -> Any:
+        if not self._started:
+            raise UserError("the Session is not started: use `async with Session(...) as s`, or a *_sync method")
+        return self._executor
+
+    # -- collaborators (what tasks use) --------------------------------------------------------
+
+    def model_name(self, model: str | Model | None) -> str | None:
+        """A model's ``provider:model`` name; a ``Model`` object is kept here under its name."""
+        if model is None or isinstance(model, str):
+            return model
+        name = getattr(model, "name", None) or f"object:{id(model):x}"
+        self._models[name] = model
+        return name
+
+    def build_model(self, name: str) -> Model:
+        """The model for a name: one this Session was given, else the configured provider's adapter."""
+        given = self._models.get(name)
+        if given is not None:
+            return given if hasattr(given, "request") else given()
+        from .models.providers import build_model
+
+        return build_model(name, settings=self.settings, catalog=self.catalog)
+
+    def settings_for(self, path: Path) -> Settings:
+        path = Path(path).resolve()
+        return self.settings if path == self.project else load_settings(cwd=path)
+
+    def agents_for(self, root: Path) -> dict[str, Any]:
+        """The agent files visible from ``root`` (read once per Session)."""
+        root = Path(root).resolve()
+        if root not in self._agents:
+            from .agents.loader import load_agents
+
+            self._agents[root], _errors = load_agents(root, home=self.home)
+        return self._agents[root]
+
+    def limits(self, **overrides: Any) -> Any:
+        """A run's limits: the configured defaults, with what the call sets."""
+        from .agents.result import Limits
+
+        return Limits(**{k: v for k, v in overrides.items() if v is not None})
+
+    def meter(self, scope: str) -> Meter:
+        """The budget meter of run ``scope`` and everything under it, shared by this process's runs of
+        that scope. It starts from what the store records as spent, so a resumed run goes on from the
+        same total instead of from zero."""
+        meter = self._meters.get(scope)
+        if meter is None:
+            meter = self._meters[scope] = Meter()
+            meter.usd = self.store.cost(self.store.family(scope))
+        return meter
+
+    def observer(self, run_id: str) -> EventSink:
+        """Where a run's events go besides the store: the Session's sink and the caller's."""
+        return FanOut(self.sink, self._observers.get(run_id))
+
+    def emit(self, event: Any) -> None:
+        self.store.emit(event)
+        self.observer(event.run_id or "").emit(event)
+
+    def for_job(self, job: dict[str, Any]) -> Session:
+        """The Session a task of ``job`` runs with here: this one (its store, models, observers)."""
+        return self
+
+    # -- what flotilla does --------------------------------------------------------------------
+
+    async def ask(self, model: str | Model, prompt: str, *, system: str | None = None,
+                  max_tokens: int = 1024) -> MessagesResponse:
+        """One call through the whole model stack (usage, retry, fallback), recorded in the store."""
+        from .agents.wiring import stacked_model
+
+        name = self.catalog.resolve(self.model_name(model) or self.settings.model)
+        run_id = self.store.create_run("ask", prompt[:80], meta={"model": name})
+        stack = stacked_model(self.build_model, name, [], catalog=self.catalog, sink=FanOut(self.store, self.sink),
+                              run_id=run_id, role="executor", meter=Meter(), budget_usd=None)
+        response = await stack.request(MessagesRequest(model=name, system=system, max_tokens=max_tokens,
+                                                       messages=[Message(role="user", content=prompt)]))
+        self.store.finish_run(run_id, "done", result={"text": response.text()})
+        return response
+
+    async def run(self, agent: str, task: str, *, model: str | Model | None = None, advisor: str | Model | None = None,
+                  fallback: list[str] | tuple[str, ...] = (), budget_usd: float | None = None,
+                  max_turns: int | None = None, timeout_s: float | None = None, read_only: bool | None = None,
+                  cwd: str | Path | None = None, sink: EventSink | None = None, run_id: str | None = None) -> Any:
+        """Runs one agent on a task in ``cwd`` (default the project) and returns its ``AgentResult``."""
+        from .agents.loader import get_agent
+        from .kernel.agent_run import result_from_json
+
+        workspace = Path(cwd or self.project).resolve()
+        if not workspace.is_dir():
+            raise UserError(f"{workspace} is not a folder")
+        get_agent(agent, self.settings_for(workspace).root, home=self.home,
+                  agents=self.agents_for(self.settings_for(workspace).root))  # a clear error before anything runs
+        run_id = run_id or new_id()
+        job = {"agent": agent, "task": task, "workspace": str(workspace), "run_id": run_id,
+               "model": self.model_name(model), "advisor": self.model_name(advisor), "fallback": list(fallback),
+               "budget_usd": budget_usd, "max_turns": max_turns, "timeout_s": timeout_s, "read_only": read_only}
+        return result_from_json(await self._top("flotilla.agent", job, run_id, sink))
+
+    async def race(self, spec: str, *, models: list[str | Model] | tuple[str | Model, ...] = (), check: str | None = None,
+                   sink: EventSink | None = None, **options: Any) -> Any:
+        """Races ``spec`` across ``models`` in worktrees, verifies with ``check``, ranks, merges the winner.
+
+        ``options`` are ``RaceOptions`` fields (``n``, ``agent``, ``parallel``, ``judge``, ``pick``,
+        ``budget_usd``, ``max_turns``, ``attempt_timeout_s``, ``setup``, ``base``, ``allow_dirty``,
+        ``keep``, ``fallback``, ``queue``, ``remote``). Returns a ``RaceOutcome``.
+        """
+        from .patterns import race as racing
+
+        begun = racing.begin(self, spec, models=[self.model_name(m) or "" for m in models], check=check, **options)
+        if sink is not None:
+            sink.emit(begun.started_event())
+        try:
+            result = await self._top("flotilla.race", begun.job, begun.race_id, sink,
+                                     on_cancel=lambda: racing.record_cancelled(self, begun.job))
+        except Cancelled:
+            racing.record_cancelled(self, begun.job)
+            raise
+        return racing.RaceOutcome.from_dict(result)
+
+    async def resume(self, run_id: str, *, sink: EventSink | None = None) -> dict[str, Any]:
+        """Continues a crashed durable run from its last finished step; returns its result as JSON.
+        A run that did not crash raises ``NothingToResume`` saying what state it is in."""
+        from . import durable
+
+        if not self.durable:
+            raise UserError("resume needs a durable Session (durable=True, the default)")
+        record = self.store.get_run(run_id)
+        self.executor  # started?
+        if sink is not None:
+            self._observers[record["id"]] = sink
+        handle = durable.resume(record["id"])
+        return await self._await(handle, record["id"])
+
+    def steer(self, run_id: str, message: str = "", *, read_only: bool = False) -> str:
+        """Puts a message (and/or a switch to read-only) in a running run's inbox; a switch to read-only
+        reaches its running subagents too, so that it cannot leak out through a child."""
+        if not message and not read_only:
+            raise UserError("give a message, read_only=True (--read-only), or both")
+        run = self._running(run_id)
+        self.store.send_steering(run["id"], message, read_only=read_only)
+        if read_only:
+            for child in self.store.family(run["id"])[1:]:
+                if self.store.get_run(child)["status"] == "running":
+                    self.store.send_steering(child, read_only=True)
+        return run["id"]
+
+    def stop(self, run_id: str) -> list[str]:
+        """Asks a running run and its running subagents to end cleanly before their next model call."""
+        run = self._running(run_id)
+        targets = [i for i in self.store.family(run["id"]) if self.store.get_run(i)["status"] == "running"]
+        for target in targets:
+            self.store.send_steering(target, stop=True)
+        return targets
+
+    def signal(self, run_id: str, topic: str, value: Any = True) -> None:
+        """Answers a run waiting for a person (an approval gate): ``topic`` is what it waits on."""
+        self.store.send_signal(f"{run_id}:{topic}", value)
+
+    def merge(self, race_id: str, attempt: str | None = None, *, squash: bool = False) -> str:
+        """Merges a race's winner (or a named attempt whose check passed) into its base branch."""
+        from .patterns.race import merge_attempt
+
+        return merge_attempt(self, race_id, attempt, squash=squash)
+
+    def gc(self, *, dry_run: bool = False) -> Any:
+        """Removes worktrees, branches and locks left by crashed runs; gives those runs up for good."""
+        from .patterns.race import collect
+
+        return collect(self, dry_run=dry_run)
+
+    async def work(self, *, concurrency: int | None = None, dead_after: float | None = None,
+                   stop: asyncio.Event | None = None) -> None:
+        """Runs queued attempts (``race(..., queue=True)``) until ``stop`` is set; adopts dead workers'
+        queued attempts (never a race itself: a race resumes only where its repository is)."""
+        from . import durable
+        from .patterns.race import ATTEMPTS_QUEUE, worker_config
+
+        config = worker_config(self.settings)
+        self.start(listen=[ATTEMPTS_QUEUE], adopt=True, dead_after=dead_after or config.dead_after_s)
+        durable.register_queue(ATTEMPTS_QUEUE, concurrency=config.global_concurrency,
+                               worker_concurrency=concurrency or config.concurrency, polling_interval=0.2)
+        await (stop or asyncio.Event()).wait()
+
+    # -- sync twins ------------------------------------------------------------------------------
+
+    def ask_sync(self, *args: Any, **kwargs: Any) -> MessagesResponse:
+        return self._sync(lambda: self.ask(*args, **kwargs))
+
+    def run_sync(self, *args: Any, **kwargs: Any) -> Any:
+        return self._sync(lambda: self.run(*args, **kwargs))
+
+    def race_sync(self, *args: Any, **kwargs: Any) -> Any:
+        return self._sync(lambda: self.race(*args, **kwargs))
+
+    def resume_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._sync(lambda: self.resume(*args, **kwargs))
+
+    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Runs a method on its own event loop, the Session started for it; SIGTERM and SIGHUP cancel it
+        as Ctrl-C does (a person stopping the work, not a crash to resume)."""
+        async def main() -> T:
+            task = asyncio.current_task()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                try:
+                    loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+                except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals
+                    pass
+            own = not self._started
+            if own:
+                self.start()
+            try:
+                return await make()
+            finally:
+                if own:
+                    self.close()
+
+        return asyncio.run(main())
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    async def _top(self, name: str, job: dict[str, Any], run_id: str, sink: EventSink | None,
+                   on_cancel: Callable[[], None] | None = None) -> dict[str, Any]:
+        if sink is not None:
+            self._observers[run_id] = sink
+        handle = await self.executor.spawn(name, job, id=run_id)
+        try:
+            return await self._await(handle, run_id)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel(run_id))
+            if on_cancel is not None:
+                on_cancel()
+            raise
+        finally:
+            self._observers.pop(run_id, None)
+
+    async def _await(self, handle: Handle, run_id: str) -> Any:
+        return await self.executor.result(handle)
+
+    async def _cancel(self, run_id: str) -> None:
+        """Stops a run and its children for good, and waits until they have recorded their end."""
+        await self.executor.cancel(run_id)
+        for _ in range(400):
+            if all(self.store.get_run(i)["status"] != "running" for i in self.store.family(run_id)[1:]):
+                break
+            await asyncio.sleep(0.05)
+
+    def _running(self, run_id: str) -> dict[str, Any]:
+        run = self.store.get_run(run_id)
+        if run["status"] != "running":
+            raise UserError(f"run {run['id']} is not running (it is {run['status']}: {run['reason']})")
+        return run
+
+
+def load_tasks() -> None:
+    """Imports the modules that register tasks (a durable run's code must be known before launch)."""
+    from .kernel import agent_run, unit  # noqa: F401
+    from .patterns import race  # noqa: F401
+
+
+def _session_for(job: dict[str, Any]) -> Session:
+    if _OWNER is None:
+        raise RuntimeError("a durable task ran with no Session open in this process")
+    return _OWNER.for_job(job)
+
+
+def _durable_url(store: Any) -> str | None:
+    """The durable database: ``FLOTILLA_DATABASE_URL`` when set (``launch`` reads it), else the run
+    store's own SQLite file, so that runs and their steps live together."""
+    import os
+
+    path = getattr(store, "path", ":memory:")
+    if os.environ.get("FLOTILLA_DATABASE_URL") or path == ":memory:":
+        return None
+    return f"sqlite:///{Path(path).resolve()}"
