@@ -8,7 +8,8 @@ import pytest
 
 from flotilla.config import load_settings
 from flotilla.errors import RepositoryError, UserError
-from flotilla.patterns.race import RaceConfig, RaceOptions, build_plans, run_race
+from flotilla import Session
+from flotilla.patterns.race import RaceConfig, build_plans
 from flotilla.store import SQLiteStore
 from flotilla.testing import ScriptedModel, reply, tool_call
 from test_race_support import CHECK, branches, make_repo, sh, worktrees
@@ -24,26 +25,27 @@ BIG_FIX = [tool_call("Write", {"file_path": "calc.py", "content": "# adds\n\n\nd
            reply("Rewrote add.")]
 
 
-def factory(scripts):
-    """A model factory handing each attempt a fresh scripted model by name (``scripted:fix`` …)."""
-    def make(name):
-        steps = scripts[name.split(":", 1)[1]]
+def named(scripts):
+    """Each scripted model by name (``scripted:fix`` …), made fresh for each attempt; an exception in
+    place of steps is what making that model raises."""
+    def make(name, steps):
         if isinstance(steps, Exception):
             raise steps
         return ScriptedModel(list(steps), name=name)
-    return make
+    return {f"scripted:{key}": (lambda key=key, steps=steps: make(f"scripted:{key}", steps))
+            for key, steps in scripts.items()}
 
 
 def options(spec="Fix add so the test passes", models=("scripted:fix",), **kw):
     plans = build_plans(list(models), agent=kw.pop("agent", "implementer"), config=kw.pop("config", RaceConfig()))
-    return RaceOptions(spec=spec, check=CHECK, plans=plans, **kw)
+    return dict(spec=spec, check=kw.pop("check", CHECK), plans=plans, **kw)
 
 
-async def race(repo, opts, scripts, store=None, **kw):
+async def race(repo, opts, scripts, store=None, settings=None, models=None):
     store = store or SQLiteStore(repo.parent / "store.db")
-    outcome = await run_race(opts, root=repo, store=store, settings=load_settings(cwd=repo),
-                             model_factory=factory(scripts), **kw)
-    return outcome, store
+    async with Session(project=repo, durable=False, store=store, settings=settings,
+                       models=models or named(scripts)) as session:
+        return await session.race(**opts), store
 
 
 async def test_parallel_attempts_rank_merge_winner_and_clean_up_losers(tmp_path):
@@ -102,13 +104,10 @@ async def test_judge_scores_decide_between_passing_attempts_and_bad_json_is_no_s
     judge_steps = [reply('{"score": 9, "reasons": "clean"}'), reply("I like it a lot"), reply("still not json")]
     scripts = {"fix": FIX, "big": BIG_FIX, "judge": judge_steps}
 
-    def make(name):  # the judge answers the diffs in order of the gather: give each call its own answer
-        return shared if name == "scripted:judge" else factory(scripts)(name)
-
     shared = ScriptedModel(judge_steps, name="scripted:judge")
     opts = options(models=("scripted:big", "scripted:fix"), judge="scripted:judge", pick="manual")
-    outcome = await run_race(opts, root=repo, store=SQLiteStore(":memory:"), settings=load_settings(cwd=repo),
-                             model_factory=make)
+    outcome, _ = await race(repo, opts, {}, store=SQLiteStore(":memory:"),
+                            models={**named(scripts), "scripted:judge": shared})
     scores = sorted((a.judge_score is None, a.judge_score) for a in outcome.attempts)
     assert scores == [(False, 9.0), (True, None)]
     assert outcome.attempts[0].judge_score == 9.0 and "judge scored it 9" in outcome.attempts[0].reason
@@ -158,7 +157,7 @@ async def test_refusals_before_anything_starts(tmp_path):
         await race(repo, options(), {"fix": FIX}, store=store)
     assert store.list_runs() == []
     with pytest.raises(UserError, match="needs a check"):
-        await race(repo, RaceOptions(spec="x", check=" ", plans=options().plans), {}, store=store)
+        await race(repo, {**options(), "check": " "}, {}, store=store)
     with pytest.raises(RepositoryError, match="not a git repository"):
         await race(tmp_path / "r" / ".." / "..", options(), {}, store=store)
 
@@ -177,9 +176,9 @@ async def test_budget_stops_the_race(tmp_path):
     settings = load_settings(cwd=repo, flags={"models": {"scripted:slow1": {"input": 1000.0},
                                                          "scripted:slow2": {"input": 1000.0}}})
     steps = [tool_call("Bash", {"command": "sleep 0.2"})] * 20 + [reply("done")]
-    opts = RaceOptions(spec="Fix add", check=CHECK, plans=plans, budget_usd=0.5)
-    outcome = await run_race(opts, root=repo, store=SQLiteStore(":memory:"), settings=settings,
-                             model_factory=factory({"slow1": steps, "slow2": steps}))
+    opts = dict(spec="Fix add", check=CHECK, plans=plans, budget_usd=0.5)
+    outcome, _ = await race(repo, opts, {"slow1": steps, "slow2": steps}, store=SQLiteStore(":memory:"),
+                            settings=settings)
     assert all(a.status == "budget" for a in outcome.attempts), [(a.status, a.error) for a in outcome.attempts]
     assert outcome.winner is None and any("budget" in n for n in outcome.notes)
     assert sum(a.cost_usd for a in outcome.attempts) < 3

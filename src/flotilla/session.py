@@ -140,8 +140,10 @@ class Session:
         return build_model(name, settings=self.settings, catalog=self.catalog)
 
     def settings_for(self, path: Path) -> Settings:
+        """The settings for work in ``path``: the Session's own inside its project (its worktrees
+        included), else that folder's."""
         path = Path(path).resolve()
-        return self.settings if path == self.project else load_settings(cwd=path)
+        return self.settings if path.is_relative_to(self.project) else load_settings(cwd=path)
 
     def agents_for(self, root: Path) -> dict[str, Any]:
         """The agent files visible from ``root`` (read once per Session)."""
