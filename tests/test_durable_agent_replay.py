@@ -52,7 +52,9 @@ MODEL = FunctionModel(answer, name="scripted:exec")
 @durable.workflow("test.agent_replay")
 async def agent_replay(root: str) -> dict:
     steps = durable.DurableSteps()
-    result = await run_agent(spec(tools=["Slow"]), "go", Path(root), store=SQLiteStore(Path(root) / "store.db"),
+    # the durable executor's recorder: what the loop emits again while it replays is written once
+    store = durable.Recorder(SQLiteStore(Path(root) / "store.db"), "replayed-run")
+    result = await run_agent(spec(tools=["Slow"]), "go", Path(root), store=store,
                              settings=settings_for(Path(root)), model_factory=factory(**{"scripted:exec": MODEL}),
                              model="scripted:exec", run_id="replayed-run", tools={"Slow": Slow()}, steps=steps)
     return {"text": result.text, "stop": result.stop_reason, "turns": result.turns, "replayed": steps.replayed}

@@ -1,7 +1,8 @@
 """kill -9 of `flotilla run` mid-run, then a process running *changed* code (one more workflow registered:
 under DBOS's default, a hash of the workflow code, that is another application version) continues it,
 because flotilla sets the application version itself. No finished model call is sent again.
-And any new `flotilla run` picks up this machine's crashed runs and finishes them before it exits."""
+Another command never picks a crashed run up behind the user's back: it stays listed as crashed
+(resumable) until `flotilla resume` finishes it."""
 
 from __future__ import annotations
 
@@ -22,10 +23,7 @@ SCRIPT = {"m1": [WRITE, {"delay": 60, "text": "never sent"}, {"text": "fixed aft
 
 UPGRADED = '''
 import asyncio, json, sys
-from flotilla import durable
-from flotilla.cli.durable_cmd import load_workflows
-
-load_workflows()
+from flotilla import Session, durable
 
 
 @durable.workflow("test.added_by_the_upgrade")
@@ -34,11 +32,8 @@ async def added_by_the_upgrade(x: int) -> int:
 
 
 async def main() -> None:
-    durable.launch()  # recovers this machine's runs whose process is gone
-    try:
-        print(json.dumps(await durable.Handle(sys.argv[1]).result()))
-    finally:
-        durable.shutdown()
+    async with Session(project=".") as session:  # the public API, as a script would resume a run
+        print(json.dumps(await session.resume(sys.argv[1])))
 
 asyncio.run(main())
 '''
@@ -99,7 +94,7 @@ def test_a_killed_agent_run_resumes_under_upgraded_code(tmp_path):
         assert tools == 1  # the finished Write was replayed from its record, not run again
 
 
-def test_any_new_run_picks_up_a_crashed_run_and_waits_for_it(tmp_path):
+def test_a_crashed_run_waits_for_resume_and_no_other_command_picks_it_up(tmp_path):
     script = {**SCRIPT, "m2": [{"text": "the new run's answer"}]}
     with fake_project(tmp_path, script) as (url, work, env):
         crashed = subprocess.Popen([FLOTILLA, "run", "implementer", "Fix add", "-m", "fake:m1", "--json"], cwd=work,
@@ -112,8 +107,19 @@ def test_any_new_run_picks_up_a_crashed_run_and_waits_for_it(tmp_path):
                                env=env, capture_output=True, text=True, timeout=120)
         assert other.returncode == 0, other.stderr
         assert json.loads(other.stdout)["text"] == "the new run's answer"
-        assert "picked up 1 crashed run" in other.stderr
+        assert "picked up" not in other.stderr and counts(url) == {"m1": 2, "m2": 1}
+        listed = subprocess.run([FLOTILLA, "runs"], cwd=work, env={**env, "COLUMNS": "200"}, capture_output=True,
+                                text=True, timeout=60)
+        assert "crashed (resumable)" in listed.stdout, listed.stdout
+        with sqlite3.connect(work / ".flotilla" / "flotilla.db") as c:
+            (run_id,) = c.execute("SELECT id FROM runs WHERE title LIKE '%Fix add%'").fetchone()
+        resumed = subprocess.run([FLOTILLA, "resume", run_id], cwd=work, env=env, capture_output=True, text=True,
+                                 timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
         with sqlite3.connect(work / ".flotilla" / "flotilla.db") as c:
             statuses = dict(c.execute("SELECT title, status FROM runs").fetchall())
-        assert sorted(statuses.values()) == ["done", "done"]  # the crashed run finished too (or was waited for)
+        assert sorted(statuses.values()) == ["done", "done"]
         assert counts(url) == {"m1": 3, "m2": 1}
+        again = subprocess.run([FLOTILLA, "resume", run_id], cwd=work, env=env, capture_output=True, text=True,
+                               timeout=120)
+        assert again.returncode == 1 and "nothing to resume, it finished" in again.stderr

@@ -6,13 +6,13 @@
     │   ├── UnknownModel          names the models and providers that exist
     │   ├── MissingApiKey         names the environment variable to set
     │   ├── AgentFileError        names the agent file and the field at fault
-    │   └── RepositoryError       not a repository, dirty, bare, detached HEAD …
+    │   ├── RepositoryError       not a repository, dirty, bare, detached HEAD …
+    │   └── NothingToResume       ``resume`` of a run that finished, failed or was stopped (exit 1)
     └── RunError                  something went wrong while running
         ├── ProviderError         a model call failed: ``status``, ``retryable``, ``retry_after``
         ├── BudgetExceeded        a call would start over a USD or token cap
         ├── LimitsExceeded        max turns, wall clock, depth …
-        ├── Cancelled             stopped by the user (Ctrl-C, SIGTERM, ``flotilla stop``)
-        └── NothingToResume       ``resume`` of a run that is running, finished, failed or stopped
+        └── Cancelled             stopped by the user (Ctrl-C, SIGTERM, ``flotilla stop``)
 
 Vendor exceptions (``anthropic.*``, ``openai.*``, ``httpx.*``) are translated
 into these at the adapter seam and never escape it.
@@ -113,5 +113,5 @@ class Cancelled(RunError):
     """The user stopped the run."""
 
 
-class NothingToResume(RunError):
+class NothingToResume(UserError):
     """``flotilla resume`` of a run that did not crash: the message says what state it is in."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import Settings, load_settings
-from .errors import Cancelled, UserError
+from .errors import Cancelled, NothingToResume, UserError
 from .events import FanOut
 from .kernel.executor import TASKS, Handle, InMemoryExecutor
 from .messages import Message, MessagesRequest, MessagesResponse
@@ -94,7 +94,8 @@ class Session:
             load_tasks()
             durable.register_tasks(TASKS, _session_for)
             url = self.database_url or _durable_url(self.store)
-            durable.launch(url, listen=listen or [], adopt=adopt,
+            # Nothing is adopted behind the user's back: `resume` adopts its run, a worker queued attempts.
+            durable.launch(url, listen=listen or [], adopt=adopt, recover=adopt,
                            **({"dead_after": dead_after} if dead_after else {}))
             _OWNER = self
             self._executor = durable.DurableExecutor(self)
@@ -249,6 +250,10 @@ class Session:
         self.executor  # started?
         if sink is not None:
             self._observers[record["id"]] = sink
+        state = {w.id: w.state for w in durable.workflows(ids=[record["id"]])}.get(record["id"])
+        if state == "cancelled":  # Ctrl-C, SIGTERM or `flotilla stop`: a person's decision, never undone
+            raise NothingToResume(f"run {record['id']}: nothing to resume, it was stopped ({record['reason'] or 'cancelled'}); "
+                                  "a stopped run stays stopped: start it again to redo it")
         handle = durable.resume(record["id"])
         return await self._await(handle, record["id"])
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import RunError, UserError
+from ..errors import NothingToResume, RunError, UserError
 
 app = typer.Typer(
     name="flotilla",
@@ -33,6 +33,9 @@ def main() -> None:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:  # non-standalone click returns Exit/Abort codes instead of exiting
             sys.exit(code)
+    except NothingToResume as exc:  # not a usage mistake: the run is simply over
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(1)
     except UserError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)

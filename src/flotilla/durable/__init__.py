@@ -47,11 +47,11 @@ from ._workflows import (
     workflow,
     workflows,
 )
-from .executor import DurableExecutor, register_tasks
+from .executor import DurableExecutor, Recorder, register_tasks
 from .steps import DurableSteps
 
 __all__ = [
-    "APP_VERSION", "DATABASE_ENV", "DurableExecutor", "DurableSteps", "Handle", "Runtime", "StepRecord",
+    "APP_VERSION", "DATABASE_ENV", "DurableExecutor", "DurableSteps", "Handle", "Recorder", "Runtime", "StepRecord",
     "WorkflowInfo", "cancel", "current", "database_url", "enqueue", "launch", "recorded_steps", "recover",
     "register_queue", "register_tasks", "resume", "shutdown", "sleep", "start", "wait_all", "wait_first",
     "workflow", "workflows",

@@ -24,6 +24,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig
 from dbos import error as dbos_error
+from dbos._dbos import _get_dbos_instance
 from dbos._utils import INTERNAL_QUEUE_NAME
 
 from ..errors import ConfigError, UserError
@@ -81,7 +82,7 @@ def database_url(root: Path | None = None, environ: dict[str, str] | None = None
 
 
 def launch(url: str | None = None, *, executor_id: str | None = None, listen: Sequence[str] = (),
-           recover: bool = False, adopt: bool = False, heartbeat_interval: float = 2.0,
+           recover: bool = True, adopt: bool = False, heartbeat_interval: float = 2.0,
            dead_after: float = 15.0, host: str | None = None) -> Runtime:
     """Starts durable execution in this process and returns its ``Runtime``.
 
@@ -125,7 +126,7 @@ def launch(url: str | None = None, *, executor_id: str | None = None, listen: Se
     heartbeat.start()
     _runtime = Runtime(url=url, executor_id=executor_id, heartbeat=heartbeat, engine=engine)
     if recover:
-        recover_dead()
+        recover_dead(queues=list(listen) if adopt else None)
     return _runtime
 
 
@@ -176,7 +177,7 @@ def recover_dead(ids: Sequence[str] | None = None, *, queues: Sequence[str] | No
     adopted = []
     for w in pending:
         # DBOS's own recovery, one workflow at a time (what its recovery of an executor does for each).
-        if off_loop(lambda: DBOS._sys_db.reenqueue_for_recovery(  # type: ignore[attr-defined]
+        if off_loop(lambda: _get_dbos_instance()._sys_db.reenqueue_for_recovery(
                 w.workflow_id, [w.executor_id], INTERNAL_QUEUE_NAME)):
             adopted.append(w.workflow_id)
     return adopted

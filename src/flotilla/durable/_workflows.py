@@ -127,25 +127,25 @@ async def cancel(workflow_id: str, *, children: bool = True) -> None:
 
 
 def resume(workflow_id: str) -> Handle:
-    """Continues a crashed run (pending, its executor dead) and its crashed children from their last
-    finished steps. A run that is running, finished, failed or was stopped has nothing to resume:
-    ``NothingToResume`` says which. (A stopped run stays stopped: Ctrl-C, SIGTERM and ``flotilla
-    stop`` are a person's decision, never undone behind their back.)"""
+    """Continues a run from its last finished step: a crashed one (pending, its executor dead, with
+    its crashed children) or a cancelled one. A run that is running, finished or failed has nothing
+    to resume: ``NothingToResume`` (``UserError`` while it runs) says which."""
     info = {w.id: w for w in workflows(ids=[workflow_id])}.get(workflow_id)
     if info is None:
         raise UserError(f"no durable run {workflow_id!r}; `flotilla runs` lists them")
     if info.state == "running":
-        raise NothingToResume(f"run {workflow_id} is still running (executor {info.executor_id}); "
-                              "nothing to resume. Stop it with `flotilla stop`, or wait for it")
-    if info.state in ("done", "failed", "cancelled"):
-        why = {"done": "it finished", "failed": f"it failed ({info.error})",
-               "cancelled": "it was stopped (Ctrl-C, a signal or `flotilla stop`); a stopped run stays stopped"}
-        raise NothingToResume(f"run {workflow_id}: nothing to resume, {why[info.state]}. "
-                              "Start it again to redo it")
+        raise UserError(f"run {workflow_id} is still running (executor {info.executor_id}); nothing to resume. "
+                        "Stop it with `flotilla stop`, or wait for it")
+    if info.state in ("done", "failed"):
+        why = {"done": "it finished", "failed": f"it failed ({info.error})"}
+        raise NothingToResume(f"run {workflow_id}: nothing to resume, {why[info.state]}; "
+                              "start it again to redo it")
     if info.state == "resumable":
         from ._runtime import recover_dead
 
         recover_dead([workflow_id])
+    else:  # cancelled: continued on purpose (flotilla's own commands never resume a stopped run)
+        off_loop(lambda: DBOS.resume_workflow(workflow_id))
     return Handle(workflow_id)
 
 

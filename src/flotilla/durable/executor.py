@@ -57,7 +57,7 @@ class DurableExecutor:
         return steps
 
     def recorder(self, run_id: str, store: Any) -> Any:
-        return _Recorder(store, run_id)
+        return Recorder(store, run_id)
 
     async def step(self, key: str, fn: Callable[[], Any]) -> Any:
         from ..kernel.executor import call
@@ -87,7 +87,7 @@ class DurableExecutor:
         await cancel(id)
 
 
-class _Recorder:
+class Recorder:
     """The store as a resumed agent run sees it: the ``REPLAYED`` events it already holds for this
     run are not written again; everything else passes through."""
 
