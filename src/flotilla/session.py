@@ -131,20 +131,23 @@ class Session:
         self._models[name] = model
         return name
 
-    def build_model(self, name: str) -> Model:
-        """The model for a name: one this Session was given, else the configured provider's adapter."""
+    def build_model(self, name: str, settings: Settings | None = None) -> Model:
+        """The model for a name: one this Session was given, else the adapter of the provider configured
+        in ``settings`` (default the Session's; a worker passes the settings of the clone it works in)."""
         given = self._models.get(name)
         if given is not None:
             return given if hasattr(given, "request") else given()
         from .models.providers import build_model
 
-        return build_model(name, settings=self.settings, catalog=self.catalog)
+        if settings is None or settings is self.settings:
+            return build_model(name, settings=self.settings, catalog=self.catalog)
+        return build_model(name, settings=settings)
 
     def settings_for(self, path: Path) -> Settings:
-        """The settings for work in ``path``: the Session's own inside its project (its worktrees
-        included), else that folder's."""
+        """The settings of the project at ``path``: the Session's own for its project, else that folder's
+        (a worker's clone of another machine's repository)."""
         path = Path(path).resolve()
-        return self.settings if path.is_relative_to(self.project) else load_settings(cwd=path)
+        return self.settings if path == self.project else load_settings(cwd=path)
 
     def agents_for(self, root: Path) -> dict[str, Any]:
         """The agent files visible from ``root`` (read once per Session)."""

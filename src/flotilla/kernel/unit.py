@@ -159,7 +159,7 @@ async def run_unit(ex: Executor, unit: WorkUnit) -> UnitResult:
             done = await ex.step("unit:external", lambda: _external(session, unit, worktree))
             result.output_tail, result.error, result.stop_reason = done["output"], done["error"], done["stop"]
         else:
-            await _agent(ex, unit, worktree, result, rebuild=fresh)
+            await _agent(ex, unit, worktree, result, rebuild=fresh, project=repo.root)
         committed = await ex.step("unit:commit", lambda: asyncio.to_thread(_commit, worktree, unit, push))
         result.commit, result.added, result.removed, result.files = committed
         if result.error is None and unit.check:
@@ -231,14 +231,15 @@ def _stopped(session: Any, unit: WorkUnit, result: UnitResult, worktree: Worktre
     _finished(session, unit, result)
 
 
-async def _agent(ex: Executor, unit: WorkUnit, worktree: Worktree, result: UnitResult, *, rebuild: bool) -> None:
+async def _agent(ex: Executor, unit: WorkUnit, worktree: Worktree, result: UnitResult, *, rebuild: bool,
+                 project: Path) -> None:
     from .agent_run import run_agent_in
 
     outcome = await run_agent_in(ex, unit.worker.agent, unit.instructions, worktree.path, run_id=unit.run_id,
                                  parent_run_id=unit.parent_id, model=unit.worker.model or None,
                                  fallback=unit.worker.fallback, max_turns=unit.max_turns,
                                  timeout_s=unit.timeout_s, budget_usd=unit.budget_usd,
-                                 budget_scope=unit.budget_scope or unit.run_id, rebuild=rebuild)
+                                 budget_scope=unit.budget_scope or unit.run_id, rebuild=rebuild, project=project)
     result.turns, result.stop_reason = outcome.turns, outcome.stop_reason
     if outcome.stop_reason == "cancelled":
         raise asyncio.CancelledError
