@@ -327,12 +327,19 @@ class Session:
     def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Runs a method on its own event loop, the Session started for it; SIGTERM and SIGHUP cancel it
         as Ctrl-C does (a person stopping the work, not a crash to resume)."""
+        caught: list[str] = []
+
         async def main() -> T:
             task = asyncio.current_task()
             loop = asyncio.get_running_loop()
+
+            def stop(sig: signal.Signals) -> None:
+                caught.append(sig.name)
+                task.cancel()  # type: ignore[union-attr]
+
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 try:
-                    loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+                    loop.add_signal_handler(sig, stop, sig)
                 except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals
                     pass
             own = not self._started
@@ -344,7 +351,12 @@ class Session:
                 if own:
                     self.close()
 
-        return asyncio.run(main())
+        try:
+            return asyncio.run(main())
+        except asyncio.CancelledError:
+            if caught:
+                raise Cancelled(f"stopped by {caught[0]}: recorded as cancelled, work kept on its branches") from None
+            raise
 
     # -- internals ---------------------------------------------------------------------------------
 

@@ -1,0 +1,97 @@
+"""The rebuilt race's lifecycle through the real CLI: SIGTERM is a stop (never resumed, never merged),
+`--pick manual` keeps every passing branch, a push that fails fails the race, an external attempt
+killed with SIGKILL resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from flotilla.store import SQLiteStore
+from test_race_cli import FLOTILLA, fake_agent, flotilla
+from test_race_support import CHECK, alive, branches, make_repo, sh, worktrees
+
+
+def wait_for_pids(tmp_path: Path, n: int) -> list[int]:
+    pids_dir = tmp_path / "pids"
+    deadline = time.monotonic() + 30
+    while len(list(pids_dir.glob("*.pid"))) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [int(p.read_text()) for p in pids_dir.glob("*.pid")]
+
+
+def test_sigterm_stops_a_race_for_good_and_nothing_resumes_or_merges_it(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    head = sh(repo, "git", "rev-parse", "HEAD")
+    agent = fake_agent(tmp_path, "a + b", 60)
+    env = {**os.environ, "FLOTILLA_STORE": str(tmp_path / "store.db")}
+    proc = subprocess.Popen([*FLOTILLA, "race", "Fix add", "--agent", agent, "-m", "x", "-m", "y", "--check", CHECK],
+                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    pids = wait_for_pids(tmp_path, 2)
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "stopped by SIGTERM" in err, err
+    assert not any(alive(p) for p in pids)
+    store = SQLiteStore(tmp_path / "store.db")
+    (race,) = store.list_runs(kind="race")
+    assert race["status"] == "cancelled"
+    assert all(c["status"] == "cancelled" for c in store.list_runs(parent_id=race["id"]))
+    assert [b for b in branches(repo) if b.startswith("flotilla/")] == [
+        f"flotilla/{race['id']}/a1", f"flotilla/{race['id']}/a2"]
+    assert worktrees(repo) == [str(repo)]
+    # another command does not adopt it, and resume refuses with the reason
+    flotilla(repo, "runs")
+    resumed = flotilla(repo, "resume", race["id"])
+    assert resumed.returncode == 1 and "nothing to resume" in resumed.stderr and "stopped" in resumed.stderr
+    assert sh(repo, "git", "rev-parse", "HEAD") == head  # never merged
+
+
+def test_pick_manual_keeps_every_passing_attempts_branch_for_merge(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    agent = fake_agent(tmp_path, "a + b", 0)
+    done = flotilla(repo, "race", "Fix add", "--agent", agent, "-m", "x", "-m", "y", "--check", CHECK,
+                    "--pick", "manual", "--json", "--no-durable")
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    race_id = outcome["race_id"]
+    assert {f"flotilla/{race_id}/a1", f"flotilla/{race_id}/a2"} <= set(branches(repo))
+    other = next(a["name"] for a in outcome["attempts"] if a["name"] != outcome["winner"])
+    merged = flotilla(repo, "merge", race_id, other)
+    assert merged.returncode == 0, merged.stderr
+    assert "return a + b" in (repo / "calc.py").read_text()
+
+
+def test_a_queued_race_whose_push_fails_fails_with_gits_reason(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    agent = fake_agent(tmp_path, "a + b", 0)
+    missing = tmp_path / "no-such-remote.git"
+    done = flotilla(repo, "race", "Fix add", "--agent", agent, "-m", "x", "--check", CHECK, "--queue",
+                    "--remote", f"file://{missing}", "--json")
+    assert done.returncode == 1, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["status"] == "failed" and "could not push" in outcome["notes"][0]
+    store = SQLiteStore(tmp_path / "store.db")
+    assert store.get_run(outcome["race_id"])["status"] == "failed"
+
+
+def test_an_external_attempt_killed_with_sigkill_resumes(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    slow = fake_agent(tmp_path, "a + b", 60)
+    env = {**os.environ, "FLOTILLA_STORE": str(tmp_path / "store.db")}
+    proc = subprocess.Popen([*FLOTILLA, "race", "Fix add", "--agent", slow, "-m", "x", "--check", CHECK, "--json"],
+                            cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env)
+    (pid,) = wait_for_pids(tmp_path, 1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    os.kill(pid, signal.SIGKILL)  # its CLI (until children die with flotilla, see the sandbox)
+    store = SQLiteStore(tmp_path / "store.db")
+    (race,) = store.list_runs(kind="race")
+    resumed = flotilla(repo, "resume", race["id"], "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["winner"] == "a1"
+    assert "return a + b" in (repo / "calc.py").read_text()
