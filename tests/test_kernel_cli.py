@@ -95,3 +95,35 @@ def test_an_external_attempt_killed_with_sigkill_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["winner"] == "a1"
     assert "return a + b" in (repo / "calc.py").read_text()
+
+
+def test_a_crash_does_not_reset_the_budget(tmp_path):
+    """A run capped at $0.16 whose calls cost $0.05 each spends the same, killed mid-call and resumed,
+    as it does uninterrupted: the meter starts from what the store recorded, not from zero."""
+    from test_durable_agent_upgrade import fake_project
+    from test_durable_race_crash import counts, wait_for
+
+    call = {"tool_uses": [{"name": "Bash", "input": {"command": "echo step"}}], "input_tokens": 10_000,
+            "output_tokens": 0}
+    script = {"m1": [call, call, {**call, "delay": 60}] + [call] * 10, "m2": [call] * 13}
+    with fake_project(tmp_path, script) as (url, work, env):
+        toml = work / "flotilla.toml"
+        toml.write_text(toml.read_text() + '\n[models."fake:m1"]\ninput = 5.0\noutput = 5.0\n'
+                                           '\n[models."fake:m2"]\ninput = 5.0\noutput = 5.0\n')
+        whole = subprocess.run([*FLOTILLA, "run", "implementer", "Loop", "-m", "fake:m2", "--budget-usd", "0.16",
+                                "--json"], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+        assert json.loads(whole.stdout)["stop_reason"] == "budget", whole.stderr
+        crashed = subprocess.Popen([*FLOTILLA, "run", "implementer", "Loop", "-m", "fake:m1", "--budget-usd", "0.16",
+                                    "--json"], cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: counts(url).get("m1") == 3 or crashed.poll() is not None)
+        crashed.send_signal(signal.SIGKILL)
+        crashed.wait(timeout=10)
+        store = SQLiteStore(work / ".flotilla" / "flotilla.db")
+        run_id = next(r["id"] for r in store.list_runs(kind="agent") if r["meta"]["model"] == "fake:m1")
+        resumed = subprocess.run([*FLOTILLA, "resume", run_id, "--json"], cwd=work, env=env, capture_output=True,
+                                 text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        spent = {r["meta"]["model"]: store.cost([r["id"]]) for r in store.list_runs(kind="agent")}
+        calls = {r["meta"]["model"]: sum(u["calls"] for u in store.usage([r["id"]])) for r in store.list_runs(kind="agent")}
+        assert spent["fake:m1"] == spent["fake:m2"] and calls["fake:m1"] == calls["fake:m2"], (spent, calls)
+        assert spent["fake:m1"] <= 0.16 + 0.05 + 1e-9
