@@ -1,4 +1,4 @@
-"""A spending cap for a run: a shared ``Meter`` and the ``Budget`` wrapper that refuses calls past it.
+"""A spending cap for a run: the ``Budget`` wrapper that refuses calls past what a shared ``Meter`` allows.
 
 The meter is fed by the ``Usage`` wrappers (one around each concrete model),
 so every real call, retries and fallbacks included, counts. ``Budget`` only
@@ -7,56 +7,20 @@ reads it: it decides, before a call starts, whether the call may start.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import BudgetExceeded
 from ..messages import MessagesRequest, MessagesResponse, estimate_tokens
-from ..messages import Usage as TokenUsage
 from ..protocols import Model
 from .catalog import Catalog
-from .usage import close_stream
+from .meter import Meter
+from .wrapper import WrapperModel, close_stream
+
+__all__ = ["Budget", "Meter"]
 
 
-class Meter:
-    """What one run has spent so far, in USD and tokens.
-
-    One meter is shared by every model of a run (executor, advisor,
-    subagents). ``add`` does no awaiting, so concurrent asyncio tasks cannot
-    interleave inside it; the lock also makes it safe from other threads.
-    """
-
-    def __init__(self) -> None:
-        self.usd = 0.0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cache_read_tokens = 0
-        self.cache_write_tokens = 0
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def add(self, usd: float, usage: TokenUsage | None = None) -> None:
-        """Adds one call's cost and tokens."""
-        with self._lock:
-            self.usd += usd
-            self.calls += 1
-            if usage is not None:
-                self.input_tokens += usage.input_tokens
-                self.output_tokens += usage.output_tokens
-                self.cache_read_tokens += usage.cache_read_input_tokens
-                self.cache_write_tokens += usage.cache_creation_input_tokens
-
-    @property
-    def tokens(self) -> int:
-        """Every token processed: input, output, cache reads and cache writes."""
-        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
-
-    def __repr__(self) -> str:
-        return f"Meter(usd={self.usd:.6f}, tokens={self.tokens}, calls={self.calls})"
-
-
-class Budget:
+class Budget(WrapperModel):
     """Refuses, with ``BudgetExceeded``, the call that would start over a USD or token cap.
 
     A call is refused when the meter is already at or over a cap, or when the
@@ -72,15 +36,11 @@ class Budget:
 
     def __init__(self, model: Model, meter: Meter, max_usd: float | None = None,
                  max_tokens: int | None = None, *, catalog: Catalog | None = None) -> None:
-        self.model = model
+        super().__init__(model)
         self.meter = meter
         self.max_usd = max_usd
         self.max_tokens = max_tokens
         self.catalog = catalog
-
-    @property
-    def name(self) -> str:
-        return self.model.name
 
     def check(self, request: MessagesRequest) -> None:
         """Raises ``BudgetExceeded`` when ``request`` may not start."""
@@ -128,12 +88,3 @@ class Budget:
                 yield event
         finally:
             await close_stream(inner)
-
-    async def count_tokens(self, request: MessagesRequest, **options: Any) -> int:
-        return await self.model.count_tokens(request, **options)
-
-    def reset(self) -> None:
-        """Passes a new turn on to the wrapped model (a ``Fallback`` goes back to its primary)."""
-        reset = getattr(self.model, "reset", None)
-        if reset is not None:
-            reset()

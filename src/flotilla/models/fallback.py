@@ -19,7 +19,7 @@ from ..errors import ProviderError, UserError
 from ..events import FallbackUsed
 from ..messages import MessagesRequest, MessagesResponse
 from ..protocols import EventSink, Model
-from .usage import close_stream
+from .wrapper import close_stream
 
 MAX_FALLBACKS = 3
 
