@@ -101,3 +101,7 @@ def test_scripted_echo_builds_without_importing_flotilla_testing() -> None:
             "print(r.text(), m.name, any(k.startswith('flotilla.testing') for k in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["hi", "scripted:echo", "False"], done.stderr
+
+
+def test_no_import_cycles() -> None:
+    assert _cycles(_graph()) == []

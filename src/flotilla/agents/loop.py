@@ -103,13 +103,17 @@ class _Run:
         self.tools.setdefault("Agent", AgentTool({n: a.description for n, a in self.agents.items()}))
         self.allowed = set(spec.allowed_tools())
         self.hooks = Hooks.load(workspace, self.settings, self.run_id)
-        self.subagents = Subagents(
-            self.agents, self.run_id, self.model_name, depth, limits.max_depth, limits.max_parallel_subagents,
-            run_kwargs=dict(workspace=workspace, limits=Limits(max_turns=None, wall_clock_s=None,
-                                                                budget_usd=self.budget, max_depth=limits.max_depth,
-                                                                max_parallel_subagents=limits.max_parallel_subagents),
-                            store=self.store, sink=sink, settings=self.settings, model_factory=factory,
-                            meter=self.meter, tools=tools, steps=None))
+        child_limits = Limits(max_turns=None, wall_clock_s=None, budget_usd=self.budget, max_depth=limits.max_depth,
+                              max_parallel_subagents=limits.max_parallel_subagents)
+
+        async def run_child(child: AgentSpec, prompt: str, read_only: bool) -> AgentResult:
+            return await run_agent(
+                child, prompt, workspace, limits=child_limits, store=self.store, sink=sink, settings=self.settings,
+                model_factory=factory, parent_run_id=self.run_id, parent_model=self.model_name, depth=depth + 1,
+                meter=self.meter, agents=self.agents, tools=tools,
+                read_only=True if read_only else None)  # a subagent of a read-only run must not be a way around it
+
+        self.subagents = Subagents(self.agents, depth, limits.max_depth, limits.max_parallel_subagents, run_child)
 
         # State of the conversation.
         self.messages: list[Message] = []
