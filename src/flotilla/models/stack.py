@@ -1,6 +1,6 @@
 """The whole wrapper stack around concrete models, in the one order that makes sense.
 
-    Budget                                    outermost: refuses a call before anything starts
+    Budget                                    outermost: reserves a call's bound, or refuses, before it starts
       └── Fallback(primary, *fallbacks)       across the chain, sticky for the turn
             └── Retry(Usage(model))  × each   retry per model; Usage innermost records every real call
 
@@ -49,4 +49,5 @@ def build_stack(primary: Model, *, fallbacks: Sequence[Model] = (), catalog: Cat
             Retry(m, retry, hand_over=fallback.falls_back if i < last else None)
             for i, m in enumerate(chain)
         ]
-    return Budget(fallback, meter, budget_usd, budget_tokens, catalog=catalog)
+    return Budget(fallback, meter, budget_usd, budget_tokens, catalog=catalog,
+                  priced_as=[m.name for m in (primary, *fallbacks)])
