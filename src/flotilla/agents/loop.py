@@ -208,6 +208,7 @@ class _Run:
             if self.max_turns is not None and self.turns >= self.max_turns:
                 return "max_turns"
             request = self._request()
+            self.model.reset()  # a fallback lasts the turn: each model call tries the primary first
             response = await self.steps.model_call(f"turn:{self.turns + 1}", lambda: self.model.request(request))
             self.turns += 1
             self.usage = self.usage + response.usage
