@@ -31,6 +31,7 @@ from ..protocols import EventSink, Model, RunStore
 from ..store import SQLiteStore, new_id
 from . import advisor as advising
 from .hooks import Hooks
+from .limits import effective_limits
 from .result import RUN_STATUS, AgentResult, Limits
 from .seam import Steps
 from .spec import AgentSpec
@@ -90,7 +91,9 @@ class _Run:
         self.sink: EventSink = self.tally
         self.steps = steps or Steps()
         self.read_only = spec.read_only if read_only is None else read_only
-        self.max_turns = limits.max_turns if limits.max_turns is not None else spec.max_turns
+        # Unset bounds take the agent file's maxTurns, then [limits]: no run is unbounded by default.
+        self.limits = limits = effective_limits(limits, self.settings, agent_max_turns=spec.max_turns)
+        self.max_turns = limits.max_turns
 
         self.meter = meter or Meter()
         self.budget = limits.budget_usd if limits.budget_usd is not None else spec.budget_usd
@@ -103,6 +106,7 @@ class _Run:
         self.tools.setdefault("Agent", AgentTool({n: a.description for n, a in self.agents.items()}))
         self.allowed = set(spec.allowed_tools())
         self.hooks = Hooks.load(workspace, self.settings, self.run_id)
+        # A child's turns and clock are its own: its agent file's maxTurns, else [limits] (run_agent fills them).
         child_limits = Limits(max_turns=None, wall_clock_s=None, budget_usd=self.budget, max_depth=limits.max_depth,
                               max_parallel_subagents=limits.max_parallel_subagents)
 
@@ -162,11 +166,15 @@ class _Run:
         try:
             async with asyncio.timeout(self.limits.wall_clock_s) as clock:
                 stop = await self._loop()
+            if stop == "max_turns":
+                error = (f"{self.max_turns} model calls made, the most this run may make (--max-turns, the "
+                         "agent file's maxTurns, or max_turns in the [limits] table of flotilla.toml)")
         except TimeoutError as exc:
             if not clock.expired():
                 stop, error = "error", f"TimeoutError: {exc}"
             else:
-                stop, error = "timeout", f"wall clock of {self.limits.wall_clock_s:g}s reached"
+                stop, error = "timeout", (f"wall clock of {self.limits.wall_clock_s:g}s reached (--timeout, or "
+                                          "wall_clock_s in the [limits] table of flotilla.toml)")
         except BudgetExceeded as exc:
             stop, error = "budget", str(exc)
         except Cancelled as exc:
