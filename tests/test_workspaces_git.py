@@ -114,13 +114,18 @@ def _branch_with(repo, name, text):
     return wt.branch, base
 
 
-def test_merge_refuses_clearly_when_the_base_moved_and_conflicts(tmp_path):
+def _conflicting_branch(tmp_path):
+    """A repository whose main moved since the branch was made, so that the two conflict in calc.py."""
     root = make_repo(tmp_path / "r")
     repo = open_repo(root)
     branch, base = _branch_with(repo, "a1", "def add(a, b):\n    return a + b\n")
     (root / "calc.py").write_text("def add(a, b):\n    return b + a  # moved on\n")
     sh(root, "git", "commit", "-qam", "meanwhile")
-    moved = resolve_commit(repo, "HEAD")
+    return root, repo, branch, base, resolve_commit(repo, "HEAD")
+
+
+def test_merge_refuses_clearly_when_the_base_moved_and_conflicts(tmp_path):
+    root, repo, branch, base, moved = _conflicting_branch(tmp_path)
     with pytest.raises(RepositoryError, match=r"does not merge cleanly into main \(main has moved.*calc.py"):
         merge_branch(repo, branch, base_branch="main", base_commit=base)
     assert resolve_commit(repo, "HEAD") == moved and sh(root, "git", "status", "--porcelain") == ""
@@ -173,12 +178,7 @@ def test_merging_again_returns_the_merge_that_landed(tmp_path):
 
 
 def test_a_half_done_merge_with_conflicts_is_aborted_and_done_again(tmp_path):
-    root = make_repo(tmp_path / "r")
-    repo = open_repo(root)
-    branch, base = _branch_with(repo, "a1", "def add(a, b):\n    return a + b\n")
-    (root / "calc.py").write_text("def add(a, b):\n    return b + a  # moved on\n")
-    sh(root, "git", "commit", "-qam", "meanwhile")
-    moved = resolve_commit(repo, "HEAD")
+    root, repo, branch, base, moved = _conflicting_branch(tmp_path)
     subprocess.run(["git", "merge", "--no-commit", "--no-ff", "-q", branch], cwd=root, capture_output=True)
     assert _merging(root)  # conflicted, half done
     with pytest.raises(RepositoryError, match="does not merge cleanly into main"):
