@@ -220,6 +220,26 @@ async def test_a_call_that_cannot_start_yet_waits_for_one_in_flight_to_end() -> 
     assert meter.usd == pytest.approx(0.01)
 
 
+async def test_near_a_cap_calls_reserve_their_estimate_not_the_worst_case() -> None:
+    # A full context window of this model costs $0.75 in: reserving that for each call would let
+    # only one of three start under a $1 cap. Their estimates (~$0.015 each) let all three run at once.
+    catalog = Catalog({"scripted:big": ModelInfo("scripted:big", context_window=200_000, input=3.0,
+                                                 output=15.0, cache_write=3.75)}, {})
+    meter, running, most = Meter(), [0], [0]
+
+    async def answer(request: MessagesRequest) -> MessagesResponse:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.02)
+        running[0] -= 1
+        return billed("ok", input=100, output=100)
+
+    stacks = [build_stack(FunctionModel(answer, name="scripted:big"), catalog=catalog, meter=meter, budget_usd=1.0)
+              for _ in range(3)]
+    await asyncio.gather(*(m.request(ask_bounded()) for m in stacks))
+    assert most[0] == 3 and meter.calls == 3
+
+
 async def test_reservations_are_released_on_error_cancellation_and_an_early_close() -> None:
     meter = Meter()
     failing = build_stack(ScriptedModel([fail(400, "invalid_request_error", "bad")], name="scripted:metered"),

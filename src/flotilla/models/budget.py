@@ -21,6 +21,12 @@ from .wrapper import WrapperModel, close_stream
 
 __all__ = ["Budget", "Meter"]
 
+FAR = 10
+"""With room for this many worst-case calls (a full context window in, ``max_tokens`` out) left
+under a cap, a call reserves the worst case instead of estimating its input: estimating
+serialises the whole conversation, and most calls are nowhere near a cap. Nearer the cap the
+estimate takes over, so over-reserving never holds other calls back for long."""
+
 
 class Budget(WrapperModel):
     """Lets a call start only while the run is under its USD and token caps, counting calls in flight.
@@ -105,12 +111,11 @@ class Budget(WrapperModel):
             return _Bound(0.0, 0, 0.0, 0, None)  # unpriced under a USD cap: only the spend is checked
         window = max((i.context_window for i in infos), default=0)
         out = request.max_tokens
+        worst_usd, worst_tokens = window * input_price + out * output_price, window + out
         m = self.meter
-        if infos and (self.max_tokens is None or self.max_tokens - m.tokens - m.reserved_tokens > window + out) \
-                and (self.max_usd is None
-                     or self.max_usd - m.usd - m.reserved_usd > window * input_price + out * output_price):
-            # Estimating serialises the whole conversation; far from the caps, the worst case will do.
-            return _Bound(window * input_price + out * output_price, window + out, 0.0, 0, None)
+        if infos and (self.max_tokens is None or self.max_tokens - m.tokens - m.reserved_tokens > FAR * worst_tokens) \
+                and (self.max_usd is None or self.max_usd - m.usd - m.reserved_usd > FAR * worst_usd):
+            return _Bound(worst_usd, worst_tokens, 0.0, 0, None)
         estimate = estimate_tokens(request)
         return _Bound(estimate * input_price + out * output_price, estimate + out,
                       estimate * input_price, estimate, estimate)

@@ -116,11 +116,13 @@ class Meter:
 
     @property
     def reserved_usd(self) -> float:
-        return sum(usd for usd, _ in self._held.values())
+        with self.lock:
+            return sum(usd for usd, _ in self._held.values())
 
     @property
     def reserved_tokens(self) -> int:
-        return sum(tokens for _, tokens in self._held.values())
+        with self.lock:
+            return sum(tokens for _, tokens in self._held.values())
 
     @property
     def tokens(self) -> int:
