@@ -18,7 +18,7 @@ FLOTILLA = [str(Path(sys.executable).parent / "flotilla")]
 DRIVER = '''
 import sys
 from flotilla.messages import MessagesRequest
-from flotilla.testing import ScriptedModel, reply, tool_call
+from flotilla.testing import FunctionModel, ScriptedModel, reply, tool_call
 from flotilla.testing.registry import register_scripted
 
 def echo_last(request: MessagesRequest):
@@ -28,6 +28,8 @@ register_scripted("writer", lambda: ScriptedModel([
     tool_call("Write", {"file_path": "made.txt", "content": "made by flotilla\\n"}), reply("made it")]))
 register_scripted("waiter", lambda: ScriptedModel([
     tool_call("Bash", {"command": "while [ ! -f go ]; do sleep 0.05; done"}), echo_last]))
+register_scripted("forever", lambda: FunctionModel(lambda request: tool_call("Glob", {"pattern": "*"})))
+register_scripted("sleeper", lambda: FunctionModel(lambda request: tool_call("Bash", {"command": "sleep 0.5"})))
 from flotilla.cli.main import main
 sys.argv = ["flotilla", *sys.argv[1:]]
 main()
@@ -81,6 +83,34 @@ def test_max_turns_flag_exits_1_with_the_reason(tmp_path: Path) -> None:
                      "--max-turns", "1", "--json", driver=True)
     assert done.returncode == 1
     assert json.loads(done.stdout)["stop_reason"] == "max_turns"
+
+
+def test_a_model_that_never_ends_its_turn_is_stopped_by_the_default_limits(tmp_path: Path) -> None:
+    from flotilla.agents.limits import LimitsConfig
+
+    done = _flotilla(tmp_path, "run", "general-purpose", "loop", "--model", "scripted:forever", "--json", driver=True)
+    assert done.returncode == 1, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["stop_reason"], result["turns"]) == ("max_turns", LimitsConfig().max_turns)
+    assert "[limits]" in result["error"]
+    assert SQLiteStore(tmp_path / "store.db").get_run(result["run_id"])["status"] == "limited"
+
+
+def test_the_limits_table_of_flotilla_toml_and_the_flags_that_override_it(tmp_path: Path) -> None:
+    (tmp_path / "flotilla.toml").write_text("[limits]\nmax_turns = 4\nwall_clock_s = 1\n")
+    done = _flotilla(tmp_path, "run", "general-purpose", "loop", "--model", "scripted:forever", "--json", driver=True)
+    assert json.loads(done.stdout)["turns"] == 4
+    done = _flotilla(tmp_path, "run", "general-purpose", "loop", "--model", "scripted:forever", "--json",
+                     "--max-turns", "2", driver=True)
+    assert json.loads(done.stdout)["turns"] == 2
+
+    slow = _flotilla(tmp_path, "run", "general-purpose", "nap", "--model", "scripted:sleeper", "--json", driver=True)
+    assert slow.returncode == 1, slow.stderr
+    result = json.loads(slow.stdout)
+    assert result["stop_reason"] == "timeout" and "wall clock of 1s reached" in result["error"]
+    longer = _flotilla(tmp_path, "run", "general-purpose", "nap", "--model", "scripted:sleeper", "--json",
+                       "--timeout", "2", "--max-turns", "50", driver=True)
+    assert "wall clock of 2s reached" in json.loads(longer.stdout)["error"]
 
 
 def _start_waiting_run(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:

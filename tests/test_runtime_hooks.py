@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from flotilla.agents.hooks import Hooks
+from flotilla.config import load_settings
 from flotilla.errors import ConfigError
 from flotilla.events import ToolCalled, ToolDenied
 from flotilla.testing import ScriptedModel, reply, tool_call
@@ -132,3 +134,32 @@ def test_malformed_hook_settings_name_the_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         Hooks.load(tmp_path, settings_for(tmp_path))
     assert "settings.json" in str(caught.value) and "hooks.PreToolUse[0].hooks[0]" in str(caught.value)
+
+
+async def test_hooks_run_once_per_tool_call_in_a_worktree_of_the_project(tmp_path: Path) -> None:
+    project, log = tmp_path / "project", tmp_path / "hook.log"
+    project.mkdir()
+    _claude_settings(project, {"PreToolUse": _rule(f"echo called >> {log}")})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=project, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "hooks"], cwd=project, check=True)
+    worktree = tmp_path / "attempt"
+    subprocess.run([*git, "worktree", "add", "-q", "-b", "attempt", str(worktree)], cwd=project, check=True)
+    settings = load_settings(cwd=project, environ={}, user_file=tmp_path / "none.toml")
+    assert settings.root == project and (worktree / ".claude" / "settings.json").is_file()
+
+    model = ScriptedModel([tool_call("Bash", {"command": "true"}), tool_call("Bash", {"command": "true"}),
+                           reply("done")], name="scripted:exec")
+    result, _, _ = await run(spec(), "twice", worktree, {"scripted:exec": model}, settings=settings)
+    assert result.stop_reason == "end_turn" and result.tool_calls == 2
+    assert log.read_text().splitlines() == ["called", "called"]
+
+
+async def test_the_project_roots_hooks_apply_to_a_workspace_without_its_own(tmp_path: Path) -> None:
+    log, workspace = tmp_path / "hook.log", tmp_path / "elsewhere"
+    workspace.mkdir()
+    _claude_settings(tmp_path, {"PreToolUse": _rule(f"echo called >> {log}")})
+    model = ScriptedModel([tool_call("Bash", {"command": "true"}), reply("done")], name="scripted:exec")
+    await run(spec(), "once", workspace, {"scripted:exec": model}, settings=settings_for(tmp_path))
+    assert log.read_text().splitlines() == ["called"]

@@ -10,12 +10,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from flotilla.agents import Limits
+from flotilla.agents.limits import LimitsConfig
 from flotilla.agents.tools.base import ToolOutput
+from flotilla.errors import ConfigError
 from flotilla.events import MessageAdded, RunFinished, SteeringReceived, ToolCalled, ToolDenied
 from flotilla.messages import MessagesRequest
 from flotilla.store import SQLiteStore
-from flotilla.testing import ScriptedModel, fail, reply, tool_call, tool_calls
+from flotilla.testing import FunctionModel, ScriptedModel, fail, reply, tool_call, tool_calls
 
 from test_runtime_support import results_in, run, settings_for, spec, tool_names
 
@@ -110,7 +114,7 @@ async def test_max_turns_ends_the_run_cleanly(tmp_path: Path) -> None:
     result, store, _ = await run(spec(), "loop", tmp_path, {"scripted:exec": model}, limits=Limits(max_turns=2))
     assert (result.stop_reason, result.turns) == ("max_turns", 2)
     row = store.get_run(result.run_id)
-    assert (row["status"], row["reason"]) == ("limited", "max_turns")
+    assert row["status"] == "limited" and row["reason"].startswith("max_turns: 2 model calls made")
     model.assert_consumed()
 
 
@@ -118,6 +122,51 @@ async def test_max_turns_from_the_agent_file(tmp_path: Path) -> None:
     model = ScriptedModel([tool_call("Glob", {"pattern": "*"})], name="scripted:exec")
     result, _, _ = await run(spec(max_turns=1), "loop", tmp_path, {"scripted:exec": model})
     assert (result.stop_reason, result.turns) == ("max_turns", 1)
+
+
+def _forever(name: str = "scripted:exec") -> Any:
+    """A model that never ends its turn: every answer asks for one more tool call."""
+    return FunctionModel(lambda request: tool_call("Glob", {"pattern": "*"}), name=name)
+
+
+async def test_a_run_given_no_limits_stops_at_the_default_max_turns(tmp_path: Path) -> None:
+    result, store, _ = await run(spec(), "loop", tmp_path, {"scripted:exec": _forever()})
+    assert (result.stop_reason, result.turns) == ("max_turns", LimitsConfig().max_turns)
+    assert store.get_run(result.run_id)["status"] == "limited" and "[limits]" in (result.error or "")
+
+
+async def test_the_limits_table_sets_the_defaults_and_limits_override_it(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, limits={"max_turns": 4, "wall_clock_s": 60})
+    result, _, _ = await run(spec(), "loop", tmp_path, {"scripted:exec": _forever()}, settings=settings)
+    assert (result.stop_reason, result.turns) == ("max_turns", 4)
+    result, _, _ = await run(spec(max_turns=3), "loop", tmp_path, {"scripted:exec": _forever()}, settings=settings)
+    assert result.turns == 3  # the agent file's maxTurns beats [limits]
+    result, _, _ = await run(spec(max_turns=3), "loop", tmp_path, {"scripted:exec": _forever()}, settings=settings,
+                             limits=Limits(max_turns=2))
+    assert result.turns == 2  # and Limits (--max-turns) beats both
+
+    sleepy = ScriptedModel([tool_call("Bash", {"command": "sleep 30"})], name="scripted:exec")
+    clocked = settings_for(tmp_path, limits={"wall_clock_s": 0.5})
+    result, _, _ = await run(spec(), "sleep", tmp_path, {"scripted:exec": sleepy}, settings=clocked)
+    assert result.stop_reason == "timeout" and "wall clock of 0.5s" in (result.error or "")
+
+
+async def test_zero_turns_off_a_default_bound(tmp_path: Path) -> None:
+    steps = [tool_call("Glob", {"pattern": "*"})] * 5 + [reply("done")]
+    model = ScriptedModel(steps, name="scripted:exec")
+    settings = settings_for(tmp_path, limits={"max_turns": 0})
+    result, _, _ = await run(spec(), "loop", tmp_path, {"scripted:exec": model}, settings=settings,
+                             limits=Limits(wall_clock_s=0))
+    assert (result.stop_reason, result.turns) == ("end_turn", 6)
+
+
+@pytest.mark.parametrize("table, key", [({"max_turns": -1}, "limits.max_turns"),
+                                        ({"max_turn": 5}, "limits.max_turn")])
+async def test_a_bad_limits_table_names_the_key(tmp_path: Path, table: dict[str, Any], key: str) -> None:
+    model = _forever()
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        await run(spec(), "x", tmp_path, {"scripted:exec": model}, settings=settings_for(tmp_path, limits=table))
+    assert model.calls == []
 
 
 async def test_the_budget_ends_the_run_before_the_call_that_would_cross_it(tmp_path: Path) -> None:
@@ -135,7 +184,7 @@ async def test_the_wall_clock_ends_the_run_and_answers_the_cut_off_call(tmp_path
     result, store, _ = await run(spec(), "sleep", tmp_path, {"scripted:exec": model},
                                  limits=Limits(wall_clock_s=0.5))
     assert result.stop_reason == "timeout"
-    assert store.get_run(result.run_id)["reason"] == "timeout: wall clock of 0.5s reached"
+    assert store.get_run(result.run_id)["reason"].startswith("timeout: wall clock of 0.5s reached (--timeout")
     last = store.events(result.run_id, "MessageAdded")[-1]["message"]
     assert last["content"][0]["type"] == "tool_result" and "Not run: the run ended (timeout)" in \
         last["content"][0]["content"]

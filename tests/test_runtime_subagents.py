@@ -146,6 +146,26 @@ async def test_subagents_share_the_budget(tmp_path: Path) -> None:
     assert 0.5 < spent <= 1.0 and abs(result.cost_usd - spent) < 1e-9
 
 
+async def test_a_subagent_that_never_ends_its_turn_stops_at_the_default_limit(tmp_path: Path) -> None:
+    from test_runtime_support import settings_for
+
+    parent_model = ScriptedModel([tool_calls(("Agent", {"prompt": "a", "subagent_type": "looper"}),
+                                             ("Agent", {"prompt": "b", "subagent_type": "capped"})),
+                                  reply("moved on")], name="scripted:exec")
+    forever = FunctionModel(lambda request: tool_call("Glob", {"pattern": "*"}), name="scripted:child")
+    agents = {"looper": spec("looper", model="scripted:child"),
+              "capped": spec("capped", model="scripted:child", max_turns=2)}
+    settings = settings_for(tmp_path, limits={"max_turns": 3})
+    result, store, _ = await run(spec("lead"), "x", tmp_path, {"scripted:exec": parent_model, "scripted:child": forever},
+                                 agents=agents, settings=settings)
+    assert (result.stop_reason, result.text) == ("end_turn", "moved on")
+    children = {r["title"].split(":")[0]: r for r in store.list_runs(parent_id=result.run_id)}
+    assert {n: (r["status"], r["reason"].split(" model calls")[0]) for n, r in children.items()} == {
+        "looper": ("limited", "max_turns: 3"), "capped": ("limited", "max_turns: 2")}
+    assert results_in(parent_model.calls[1])[0].text().count("stopped (max_turns)") == 1
+    assert len(forever.calls) == 5
+
+
 class _Halt:
     """A tool that ends the run (as a budget refusal or ``Cancelled`` would) while others are running."""
 

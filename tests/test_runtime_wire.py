@@ -35,3 +35,16 @@ async def test_a_run_with_a_tool_call_and_steering_over_the_wire(tmp_path: Path,
         assert [m["role"] for m in second["messages"]][-2:] == ["assistant", "tool"]
     assert "keep it small" in str(first["messages"])
     assert [u["role"] for u in store.usage(["wire"])] == ["executor"]
+
+
+async def test_a_fallback_lasts_the_turn_and_the_next_turn_tries_the_primary(tmp_path: Path, fake_provider) -> None:
+    fp = fake_provider({
+        "primary": [{"status": 529, "error_type": "overloaded_error"}, {"text": "the primary again"}],
+        "backup": [{"tool_uses": [{"name": "Write", "input": {"file_path": "b.txt", "content": "b\n"}}]}],
+    })
+    settings = settings_for(tmp_path, providers={"fake": {"kind": "anthropic", "base_url": fp.url}})
+    result = await run_agent(spec(), "write b.txt", tmp_path, model="fake:primary", fallback=["fake:backup"],
+                             store=SQLiteStore(tmp_path / "store.db"), settings=settings)
+
+    assert (result.stop_reason, result.text, result.turns) == ("end_turn", "the primary again", 2)
+    assert [r.model for r in fp.received] == ["primary", "backup", "primary"]

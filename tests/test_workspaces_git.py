@@ -114,13 +114,18 @@ def _branch_with(repo, name, text):
     return wt.branch, base
 
 
-def test_merge_refuses_clearly_when_the_base_moved_and_conflicts(tmp_path):
+def _conflicting_branch(tmp_path):
+    """A repository whose main moved since the branch was made, so that the two conflict in calc.py."""
     root = make_repo(tmp_path / "r")
     repo = open_repo(root)
     branch, base = _branch_with(repo, "a1", "def add(a, b):\n    return a + b\n")
     (root / "calc.py").write_text("def add(a, b):\n    return b + a  # moved on\n")
     sh(root, "git", "commit", "-qam", "meanwhile")
-    moved = resolve_commit(repo, "HEAD")
+    return root, repo, branch, base, resolve_commit(repo, "HEAD")
+
+
+def test_merge_refuses_clearly_when_the_base_moved_and_conflicts(tmp_path):
+    root, repo, branch, base, moved = _conflicting_branch(tmp_path)
     with pytest.raises(RepositoryError, match=r"does not merge cleanly into main \(main has moved.*calc.py"):
         merge_branch(repo, branch, base_branch="main", base_commit=base)
     assert resolve_commit(repo, "HEAD") == moved and sh(root, "git", "status", "--porcelain") == ""
@@ -136,6 +141,72 @@ def test_merge_and_squash_merge(tmp_path):
     head2 = merge_branch(repo, branch2, base_branch="main", base_commit=base2, squash=True)
     assert len(sh(root, "git", "rev-list", "--parents", "-n1", head2).split()) == 2
     assert "sum((a, b))" in (root / "calc.py").read_text()
+
+
+def _subject(root, ref="HEAD"):
+    return sh(root, "git", "log", "-1", "--format=%s", ref).strip()
+
+
+def _merging(root):
+    return subprocess.run(["git", "rev-parse", "-q", "--verify", "MERGE_HEAD"], cwd=root,
+                          capture_output=True).returncode == 0
+
+
+def test_merge_concludes_a_merge_of_its_branch_left_half_done(tmp_path):
+    root = make_repo(tmp_path / "r")
+    repo = open_repo(root)
+    branch, base = _branch_with(repo, "a1", "def add(a, b):\n    return a + b\n")
+    sh(root, "git", "merge", "--no-commit", "--no-ff", "-q", branch)  # as a process killed mid-merge leaves it
+    assert _merging(root)
+    head = merge_branch(repo, branch, base_branch="main", base_commit=base)
+    parents = sh(root, "git", "rev-list", "--parents", "-n1", head).split()
+    assert parents[1:] == [base, resolve_commit(repo, branch)] and _subject(root) == f"flotilla: merge {branch}"
+    assert not _merging(root) and sh(root, "git", "status", "--porcelain") == ""
+
+
+def test_merging_again_returns_the_merge_that_landed(tmp_path):
+    root = make_repo(tmp_path / "r")
+    repo = open_repo(root)
+    branch, base = _branch_with(repo, "a1", "def add(a, b):\n    return a + b\n")
+    merged = merge_branch(repo, branch, base_branch="main", base_commit=base)
+    assert merge_branch(repo, branch, base_branch="main", base_commit=base) == merged
+    (root / "notes.txt").write_text("later work\n")
+    sh(root, "git", "add", "notes.txt")
+    sh(root, "git", "commit", "-qm", "later")
+    assert merge_branch(repo, branch, base_branch="main", base_commit=base) == merged
+    assert sh(root, "git", "rev-list", "--count", f"{base}..HEAD").strip() == "3"  # a1, its merge, later
+
+
+def test_a_half_done_merge_with_conflicts_is_aborted_and_done_again(tmp_path):
+    root, repo, branch, base, moved = _conflicting_branch(tmp_path)
+    subprocess.run(["git", "merge", "--no-commit", "--no-ff", "-q", branch], cwd=root, capture_output=True)
+    assert _merging(root)  # conflicted, half done
+    with pytest.raises(RepositoryError, match="does not merge cleanly into main"):
+        merge_branch(repo, branch, base_branch="main", base_commit=base)
+    assert not _merging(root) and resolve_commit(repo, "HEAD") == moved
+    assert sh(root, "git", "status", "--porcelain") == ""
+
+
+def test_a_half_done_merge_of_something_else_is_left_to_the_user(tmp_path):
+    root = make_repo(tmp_path / "r")
+    repo = open_repo(root)
+    mine, base = _branch_with(repo, "a1", "def add(a, b):\n    return a + b\n")
+    theirs, _ = _branch_with(repo, "a2", "def add(a, b):\n    return sum((a, b))\n")
+    sh(root, "git", "merge", "--no-commit", "--no-ff", "-q", theirs)
+    with pytest.raises(RepositoryError, match=r"middle of another merge.*git merge --abort"):
+        merge_branch(repo, mine, base_branch="main", base_commit=base)
+    assert _merging(root)  # untouched
+
+
+def test_a_half_done_squash_merge_is_concluded_and_not_repeated(tmp_path):
+    root = make_repo(tmp_path / "r")
+    repo = open_repo(root)
+    branch, base = _branch_with(repo, "a1", "def add(a, b):\n    return a + b\n")
+    sh(root, "git", "merge", "--squash", "-q", branch)  # staged, not committed
+    head = merge_branch(repo, branch, base_branch="main", base_commit=base, squash=True)
+    assert sh(root, "git", "rev-list", "--parents", "-n1", head).split()[1:] == [base]
+    assert _subject(root) == f"flotilla: merge {branch}" and sh(root, "git", "status", "--porcelain") == ""
+    assert merge_branch(repo, branch, base_branch="main", base_commit=base, squash=True) == head
 
 
 def test_gc_removes_only_what_crashed_runs_left(tmp_path):

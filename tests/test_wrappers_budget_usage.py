@@ -155,6 +155,141 @@ async def test_meter_shared_by_concurrent_tasks_counts_every_call() -> None:
     assert meter.usd == pytest.approx(0.2)
 
 
+# -- reservations: concurrent calls see each other ---------------------------------
+
+# One call: no input cost, 1000 output tokens at $50/M = $0.05, and max_tokens=1000 bounds it exactly.
+METERED = Catalog({"scripted:metered": ModelInfo("scripted:metered", input=0.0, output=50.0)}, {})
+CALL_USD = 0.05
+
+
+def metered_call(seconds: float = 0.01, output: int = 1000) -> FunctionModel:
+    async def answer(request: MessagesRequest) -> MessagesResponse:
+        await asyncio.sleep(seconds)
+        return billed("ok", input=10, output=output)
+
+    return FunctionModel(answer, name="scripted:metered")
+
+
+def ask_bounded(text: str = "hello") -> MessagesRequest:
+    return MessagesRequest(model="any", messages=[Message(role="user", content=text)], max_tokens=1000)
+
+
+async def calls_until_refused(model: Any) -> int:
+    made = 0
+    while True:
+        try:
+            await model.request(ask_bounded())
+        except BudgetExceeded:
+            return made
+        made += 1
+
+
+@pytest.mark.parametrize("parallel", [3, 8])
+async def test_parallel_runs_on_one_meter_overspend_by_at_most_one_call(parallel: int) -> None:
+    # 3 attempts, a $0.21 cap, $0.05 calls: checking only the spend let 6 calls start ($0.30).
+    meter = Meter()
+    stacks = [build_stack(metered_call(), catalog=METERED, meter=meter, budget_usd=0.21, retry=FAST)
+              for _ in range(parallel)]
+    made = await asyncio.gather(*(calls_until_refused(m) for m in stacks))
+    assert 0.21 <= meter.usd <= 0.21 + CALL_USD + 1e-9
+    assert sum(made) == meter.calls <= 5
+    assert (meter.in_flight, meter.reserved_usd) == (0, 0.0)
+
+
+async def test_a_lone_run_stops_at_the_cap_plus_at_most_one_call() -> None:
+    meter = Meter()
+    made = await calls_until_refused(build_stack(metered_call(0), catalog=METERED, meter=meter, budget_usd=0.16))
+    assert made == 4 and meter.usd == pytest.approx(0.20)  # the 4th started at $0.15, under the cap
+
+
+async def test_a_call_that_cannot_start_yet_waits_for_one_in_flight_to_end() -> None:
+    meter, log = Meter(), []
+
+    def cheap(label: str) -> FunctionModel:
+        async def answer(request: MessagesRequest) -> MessagesResponse:
+            log.append(f"{label} starts")
+            await asyncio.sleep(0.02)
+            log.append(f"{label} ends")
+            return billed("ok", input=10, output=100)  # $0.005, far under its $0.05 bound
+
+        return FunctionModel(answer, name="scripted:metered")
+
+    first, second = (build_stack(cheap(x), catalog=METERED, meter=meter, budget_usd=0.05) for x in "ab")
+    await asyncio.gather(first.request(ask_bounded()), second.request(ask_bounded()))
+    assert log == ["a starts", "a ends", "b starts", "b ends"]
+    assert meter.usd == pytest.approx(0.01)
+
+
+async def test_near_a_cap_calls_reserve_their_estimate_not_the_worst_case() -> None:
+    # A full context window of this model costs $0.75 in: reserving that for each call would let
+    # only one of three start under a $1 cap. Their estimates (~$0.015 each) let all three run at once.
+    catalog = Catalog({"scripted:big": ModelInfo("scripted:big", context_window=200_000, input=3.0,
+                                                 output=15.0, cache_write=3.75)}, {})
+    meter, running, most = Meter(), [0], [0]
+
+    async def answer(request: MessagesRequest) -> MessagesResponse:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.02)
+        running[0] -= 1
+        return billed("ok", input=100, output=100)
+
+    stacks = [build_stack(FunctionModel(answer, name="scripted:big"), catalog=catalog, meter=meter, budget_usd=1.0)
+              for _ in range(3)]
+    await asyncio.gather(*(m.request(ask_bounded()) for m in stacks))
+    assert most[0] == 3 and meter.calls == 3
+
+
+async def test_reservations_are_released_on_error_cancellation_and_an_early_close() -> None:
+    meter = Meter()
+    failing = build_stack(ScriptedModel([fail(400, "invalid_request_error", "bad")], name="scripted:metered"),
+                          catalog=METERED, meter=meter, budget_usd=1.0)
+    with pytest.raises(ProviderError):
+        await failing.request(ask_bounded())
+    assert meter.in_flight == 0
+
+    slow = build_stack(metered_call(10), catalog=METERED, meter=meter, budget_usd=1.0)
+    task = asyncio.ensure_future(slow.request(ask_bounded()))
+    await asyncio.sleep(0.01)
+    assert meter.in_flight == 1 and meter.reserved_usd == pytest.approx(CALL_USD)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert meter.in_flight == 0
+
+    streamed = build_stack(metered_call(0), catalog=METERED, meter=meter, budget_usd=1.0)
+    stream = streamed.stream(ask_bounded())
+    await anext(stream)
+    assert meter.in_flight == 1
+    await stream.aclose()
+    assert meter.in_flight == 0 and (meter.calls, meter.input_tokens) == (3, 10)  # what it had reported stays
+
+
+async def test_an_unpriced_model_reserves_nothing_and_stops_on_the_spend() -> None:
+    meter = Meter(usd=0.10)
+    model = build_stack(ScriptedModel([reply("a")], name="local:free"), catalog=METERED, meter=meter,
+                        budget_usd=0.10)
+    with pytest.raises(BudgetExceeded, match=r"spent \$0\.1000 of \$0\.1000"):
+        await model.request(ask_bounded())
+    meter.usd = 0.09
+    assert (await model.request(ask_bounded())).text() == "a"
+
+
+async def test_a_meter_seeded_from_the_store_continues_the_same_total() -> None:
+    from flotilla.store import SQLiteStore
+
+    store = SQLiteStore(":memory:")
+    run = store.create_run("agent", "before the crash")
+    first = build_stack(metered_call(0), catalog=METERED, sink=store, run_id=run, meter=Meter(), budget_usd=0.16)
+    await first.request(ask_bounded())
+    await first.request(ask_bounded())
+    resumed = Meter.seeded(store.usage([run]))
+    assert (resumed.usd, resumed.calls, resumed.output_tokens) == (pytest.approx(0.10), 2, 2000)
+    again = build_stack(metered_call(0), catalog=METERED, sink=store, run_id=run, meter=resumed, budget_usd=0.16)
+    assert await calls_until_refused(again) == 2  # $0.10 + two calls: the cap applies to one total
+    assert resumed.usd == pytest.approx(0.20)
+
+
 # -- the whole stack --------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ from flotilla.errors import BudgetExceeded, ProviderError
 from flotilla.events import FallbackUsed, ListSink, ModelCalled
 from flotilla.messages import Message, MessagesRequest
 from flotilla.models.anthropic import AnthropicModel
-from flotilla.models.catalog import Catalog
+from flotilla.models.catalog import Catalog, ModelInfo
+from flotilla.models.meter import Meter
 from flotilla.models.retry import RetryPolicy
 from flotilla.models.stack import build_stack
 from flotilla.testing.fake_provider import FakeProvider
@@ -140,6 +142,23 @@ async def test_budget_refusal_names_the_spend(fp: FakeProvider) -> None:
     with pytest.raises(BudgetExceeded, match=r"spent \$0\.0200 of \$0\.0150"):
         await model.request(ask())
     assert fp.count("claude-haiku-5-5") == 1
+
+
+async def test_parallel_calls_over_loopback_overspend_by_at_most_one_call(fp: FakeProvider) -> None:
+    name = model_name()  # each call: 1000 output tokens at $50/M = $0.05; max_tokens=1000 bounds it
+    fp.add(name, {"text": "ok", "input_tokens": 10, "output_tokens": 1000, "delay": 0.02})
+    priced = Catalog({f"anthropic:{name}": ModelInfo(f"anthropic:{name}", input=0.0, output=50.0)}, {})
+    meter = Meter()
+    request = MessagesRequest(model=name, messages=[Message(role="user", content="go")], max_tokens=1000)
+
+    async def attempt() -> None:
+        model = build_stack(anthropic(fp, name), catalog=priced, meter=meter, budget_usd=0.21, retry=FAST)
+        with pytest.raises(BudgetExceeded):
+            while True:
+                await model.request(request)
+
+    await asyncio.gather(*(attempt() for _ in range(4)))
+    assert 0.21 <= meter.usd <= 0.26 + 1e-9 and fp.count(name) == meter.calls <= 5
 
 
 async def test_streams_record_time_to_first_token(fp: FakeProvider) -> None:

@@ -29,7 +29,7 @@ from .errors import Cancelled, NothingToResume, UserError
 from .events import FanOut
 from .kernel.executor import TASKS, Handle, InMemoryExecutor
 from .messages import Message, MessagesRequest, MessagesResponse
-from .models.budget import Meter
+from .models.meter import Meter
 from .models.catalog import Catalog
 from .protocols import EventSink, Model
 from .store import SQLiteStore, default_store_path, new_id
@@ -159,7 +159,8 @@ class Session:
         return self._agents[root]
 
     def limits(self, **overrides: Any) -> Any:
-        """A run's limits: the configured defaults, with what the call sets."""
+        """A run's limits as the call sets them; the agent loop fills the rest from the agent file and
+        ``[limits]`` (``flotilla.agents.limits``)."""
         from .agents.result import Limits
 
         return Limits(**{k: v for k, v in overrides.items() if v is not None})
@@ -170,8 +171,7 @@ class Session:
         same total instead of from zero."""
         meter = self._meters.get(scope)
         if meter is None:
-            meter = self._meters[scope] = Meter()
-            meter.usd = self.store.cost(self.store.family(scope))
+            meter = self._meters[scope] = Meter.seeded(self.store.usage(self.store.family(scope)))
         return meter
 
     def observer(self, run_id: str) -> EventSink:

@@ -1,8 +1,9 @@
 """Hooks: shell commands run at points of a run, configured as Claude Code configures them.
 
 Sources, all merged: the ``hooks`` object of ``.claude/settings.json`` and
-``.claude/settings.local.json`` in the workspace (and the project root when
-that differs), and the ``[hooks]`` table of flotilla's configuration, same
+``.claude/settings.local.json`` in the workspace when it has a ``.claude/``
+folder, else in the project root (read once: a worktree of the project holds
+the same files), and the ``[hooks]`` table of flotilla's configuration, same
 shape::
 
     {"hooks": {"PreToolUse": [{"matcher": "Edit|Write",
@@ -77,16 +78,17 @@ class Hooks:
     def load(cls, workspace: Path, settings: Settings | None, run_id: str = "") -> Hooks:
         """Reads every hook source for a run in ``workspace``; bad configuration raises ``ConfigError``."""
         rules: list[HookRule] = []
-        folders = [workspace] + ([settings.root] if settings and settings.root.resolve() != workspace.resolve() else [])
-        for folder in folders:
-            for name in ("settings.json", "settings.local.json"):
-                path = folder / ".claude" / name
-                if path.is_file():
-                    try:
-                        data = json.loads(path.read_text())
-                    except json.JSONDecodeError as exc:
-                        raise ConfigError(str(path), "(file)", f"not valid JSON ({exc})", "correct the syntax") from None
-                    rules += parse_hooks(data.get("hooks") or {}, str(path))
+        # One folder, not both: a worktree of the project (a race attempt's) holds the same
+        # .claude/ as the project root, and reading both ran every hook twice.
+        folder = workspace if (workspace / ".claude").is_dir() or settings is None else settings.root
+        for name in ("settings.json", "settings.local.json"):
+            path = folder / ".claude" / name
+            if path.is_file():
+                try:
+                    data = json.loads(path.read_text())
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(str(path), "(file)", f"not valid JSON ({exc})", "correct the syntax") from None
+                rules += parse_hooks(data.get("hooks") or {}, str(path))
         if settings is not None and settings.get("hooks"):
             rules += parse_hooks(settings.get("hooks"), settings.origin("hooks"))
         return cls(rules, workspace, run_id)

@@ -27,10 +27,11 @@ from ..events import FanOut, MessageAdded, RunFinished, RunStarted, SteeringRece
 from ..messages import Message, MessagesRequest, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock, Usage
 from ..models.budget import Meter
 from ..models.catalog import Catalog
-from ..protocols import EventSink, Model, RunStore
+from ..protocols import EventSink, Model, RunStore, Steps
 from ..store import SQLiteStore, new_id
 from . import advisor as advising
 from .hooks import Hooks
+from .limits import effective_limits
 from .result import RUN_STATUS, AgentResult, Limits
 from .seam import InMemorySteps
 from .spec import AgentSpec
@@ -89,7 +90,9 @@ class _Run:
         self.sink: EventSink = FanOut(self.store, sink)
         self.steps = steps or InMemorySteps()
         self.read_only = spec.read_only if read_only is None else read_only
-        self.max_turns = limits.max_turns if limits.max_turns is not None else spec.max_turns
+        # Unset bounds take the agent file's maxTurns, then [limits]: no run is unbounded by default.
+        self.limits = limits = effective_limits(limits, self.settings, agent_max_turns=spec.max_turns)
+        self.max_turns = limits.max_turns
 
         self.meter = meter or Meter()
         self.budget = limits.budget_usd if limits.budget_usd is not None else spec.budget_usd
@@ -102,13 +105,18 @@ class _Run:
         self.tools.setdefault("Agent", AgentTool({n: a.description for n, a in self.agents.items()}))
         self.allowed = set(spec.allowed_tools())
         self.hooks = Hooks.load(workspace, self.settings, self.run_id)
-        self.subagents = Subagents(
-            self.agents, self.run_id, self.model_name, depth, limits.max_depth, limits.max_parallel_subagents,
-            run_kwargs=dict(workspace=workspace, limits=Limits(max_turns=None, wall_clock_s=None,
-                                                                budget_usd=self.budget, max_depth=limits.max_depth,
-                                                                max_parallel_subagents=limits.max_parallel_subagents),
-                            store=self.store, sink=sink, settings=self.settings, model_factory=factory,
-                            meter=self.meter, tools=tools, steps=None))
+        # A child's turns and clock are its own: its agent file's maxTurns, else [limits] (run_agent fills them).
+        child_limits = Limits(max_turns=None, wall_clock_s=None, budget_usd=self.budget, max_depth=limits.max_depth,
+                              max_parallel_subagents=limits.max_parallel_subagents)
+
+        async def run_child(child: AgentSpec, prompt: str, read_only: bool) -> AgentResult:
+            return await run_agent(
+                child, prompt, workspace, limits=child_limits, store=self.store, sink=sink, settings=self.settings,
+                model_factory=factory, parent_run_id=self.run_id, parent_model=self.model_name, depth=depth + 1,
+                meter=self.meter, agents=self.agents, tools=tools,
+                read_only=True if read_only else None)  # a subagent of a read-only run must not be a way around it
+
+        self.subagents = Subagents(self.agents, depth, limits.max_depth, limits.max_parallel_subagents, run_child)
 
         # State of the conversation.
         self.messages: list[Message] = []
@@ -155,11 +163,15 @@ class _Run:
         try:
             async with asyncio.timeout(self.limits.wall_clock_s) as clock:
                 stop = await self._loop()
+            if stop == "max_turns":
+                error = (f"{self.max_turns} model calls made, the most this run may make (--max-turns, the "
+                         "agent file's maxTurns, or max_turns in the [limits] table of flotilla.toml)")
         except TimeoutError as exc:
             if not clock.expired():
                 stop, error = "error", f"TimeoutError: {exc}"
             else:
-                stop, error = "timeout", f"wall clock of {self.limits.wall_clock_s:g}s reached"
+                stop, error = "timeout", (f"wall clock of {self.limits.wall_clock_s:g}s reached (--timeout, or "
+                                          "wall_clock_s in the [limits] table of flotilla.toml)")
         except BudgetExceeded as exc:
             stop, error = "budget", str(exc)
         except Cancelled as exc:
@@ -181,6 +193,7 @@ class _Run:
             if self.max_turns is not None and self.turns >= self.max_turns:
                 return "max_turns"
             request = self._request()
+            self.model.reset()  # a fallback lasts the turn: each model call tries the primary first
             response = await self.steps.model_call(f"turn:{self.turns + 1}", lambda: self.model.request(request))
             self.turns += 1
             self.usage = self.usage + response.usage

@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from .result import AgentResult
 from .spec import AgentSpec
 from .tools.base import ToolOutput
+
+RunChild = Callable[[AgentSpec, str, bool], Awaitable[AgentResult]]
+"""``run_child(spec, prompt, read_only)``: runs one child agent to its end; the parent's loop supplies it."""
 
 
 @dataclass
 class Subagents:
-    """The parent's side of the ``Agent`` tool.
+    """The parent's side of the ``Agent`` tool: which child may run, how many at once, what comes back.
 
-    ``run_kwargs`` are passed on to ``run_agent`` for each child (store, sink,
-    settings, model factory, shared meter, limits …). Each parent has its own
-    semaphore, so a child waiting for a grandchild can never deadlock its parent.
+    ``run_child`` runs one child (the parent's loop gives it, holding the
+    store, sink, settings, models, shared meter and limits), so this module
+    needs nothing of the loop. Each parent has its own semaphore, so a child
+    waiting for a grandchild can never deadlock its parent.
     """
 
     agents: dict[str, AgentSpec]
-    parent_run_id: str
-    parent_model: str
     depth: int
     max_depth: int
     max_parallel: int
-    run_kwargs: dict[str, Any]
+    run_child: RunChild
     cost_usd: float = 0.0
     files_changed: list[str] = field(default_factory=list)
     _gate: asyncio.Semaphore | None = None
 
     async def run(self, name: str, prompt: str, description: str = "", *, read_only: bool = False) -> ToolOutput:
         """Runs agent ``name`` on ``prompt``; its result, summarised, is the tool output."""
-        from .loop import run_agent  # the loop imports this module
-
         if self.depth + 1 > self.max_depth:
             return ToolOutput(f"Subagent refused: the depth limit is {self.max_depth} and this run is already "
                               f"at depth {self.depth}. Do this part of the work yourself.", is_error=True)
@@ -43,11 +44,7 @@ class Subagents:
         if self._gate is None:
             self._gate = asyncio.Semaphore(self.max_parallel)
         async with self._gate:
-            result = await run_agent(
-                spec, prompt, parent_run_id=self.parent_run_id, parent_model=self.parent_model,
-                depth=self.depth + 1, agents=self.agents,
-                # A subagent of a read-only run must not be a way around it.
-                read_only=True if read_only else None, **self.run_kwargs)
+            result = await self.run_child(spec, prompt, read_only)
         self.cost_usd += result.cost_usd
         for path in result.files_changed:
             if path not in self.files_changed:

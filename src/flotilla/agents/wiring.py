@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..config import Settings
-from ..models.budget import Meter
+from ..models.budget import Budget, Meter
 from ..models.catalog import Catalog
 from ..models.stack import build_stack
 from ..protocols import EventSink, Model
@@ -43,7 +43,7 @@ def default_factory(settings: Settings, catalog: Catalog) -> ModelFactory:
 
 def stacked_model(factory: ModelFactory, name: str, fallback: Sequence[str], *, catalog: Catalog,
                   sink: EventSink, run_id: str, role: str, meter: Meter,
-                  budget_usd: float | None) -> Model:
+                  budget_usd: float | None) -> Budget:
     """The concrete model for ``name`` with its fallbacks, usage accounting, retry and budget."""
     primary = factory(name)
     fallbacks = [factory(catalog.resolve(f)) for f in fallback]

@@ -46,9 +46,11 @@ def race(
     durable_run: bool = typer.Option(True, "--durable/--no-durable",
                                      help="Record every step so a crash resumes (`flotilla resume RACE`)."),
     max_turns: Optional[int] = typer.Option(None, "--max-turns", min=1,
-                                            help="Most model calls each of flotilla's own attempts may make."),
+                                            help="Most model calls each of flotilla's own attempts may make "
+                                                 "(default: [limits] max_turns, 100)."),
     attempt_timeout: Optional[float] = typer.Option(None, "--attempt-timeout", min=1,
-                                                    help="Wall-clock seconds each attempt may take (own or external)."),
+                                                    help="Wall-clock seconds each attempt may take, own or external "
+                                                         "(default: [limits] wall_clock_s, 1800)."),
     queue: bool = typer.Option(False, "--queue", help="Enqueue the attempts for `flotilla worker` processes."),
     remote: Optional[str] = typer.Option(None, "--remote",
                                          help="The git remote workers share (default: [worker] remote)."),

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..agents import AgentResult, load_agents
+from ..agents.limits import LimitsConfig
 from ..agents.wiring import resolve_model_name, split_names
 from ..config import load_settings
 from ..errors import FlotillaError, UserError
@@ -50,9 +51,12 @@ def run(
     advisor: Optional[str] = typer.Option(None, "--advisor", help="A stronger model the executor consults."),
     fallback_model: Optional[str] = typer.Option(None, "--fallback-model", help="Up to 3 fallback models, comma-separated."),
     cwd: Optional[Path] = typer.Option(None, "--cwd", help="The workspace (default: the current folder)."),
-    max_turns: Optional[int] = typer.Option(None, "--max-turns", min=1, help="Most model calls the executor may make."),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns", min=1, help=(
+        f"Most model calls the executor may make (default {LimitsConfig().max_turns}; [limits] max_turns).")),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", min=0, help="Most USD the run may spend."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Wall-clock seconds the run may take."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help=(
+        f"Wall-clock seconds the run may take (default {LimitsConfig().wall_clock_s:g}; [limits] wall_clock_s; "
+        "0 for no bound).")),
     read_only: bool = typer.Option(False, "--read-only", help="Refuse every tool that changes files."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON, no live display."),
     durable_run: bool = typer.Option(True, "--durable/--no-durable",

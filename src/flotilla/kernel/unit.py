@@ -253,7 +253,9 @@ async def _external(session: Any, unit: WorkUnit, worktree: Worktree) -> dict[st
                                    "workspace": str(worktree.path)}, run_id=unit.run_id, exist_ok=True)
     session.emit(RunStarted(run_id=unit.run_id, kind="attempt", title=unit.name, parent_id=unit.parent_id))
     assert unit.worker.template is not None
-    timeout = unit.timeout_s or session.limits().wall_clock_s or 1800.0
+    from ..agents.limits import LimitsConfig
+
+    timeout = unit.timeout_s or LimitsConfig.load(session.settings_for(Path(unit.root))).wall_clock_s or None
     done = await run_external(unit.worker.template, spec=unit.instructions, model=unit.worker.model,
                               workspace=worktree.path, timeout=timeout)
     if done.timed_out:

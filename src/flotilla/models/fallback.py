@@ -6,8 +6,10 @@ moves on for 400/401/403/404 or any other 4xx: the next model would get the
 same bad request or the same bad key. Once a stream has yielded its first
 event it never switches (the caller has already seen output).
 
-Like Claude Code's fallback, it is sticky: once a later model has answered,
-the rest of the turn stays on it, until ``reset()`` starts a new turn.
+Like Claude Code's fallback, it lasts the turn: once a later model has
+answered, the chain stays on it until ``reset()`` starts a new turn. The
+agent loop resets before each model call, so the next turn tries the
+primary again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..errors import ProviderError, UserError
 from ..events import FallbackUsed
 from ..messages import MessagesRequest, MessagesResponse
 from ..protocols import EventSink, Model
-from .usage import close_stream
+from .wrapper import close_stream
 
 MAX_FALLBACKS = 3
 

@@ -14,6 +14,7 @@ from typing import Any
 from ..config import ProviderConfig, Settings, load_settings
 from ..errors import MissingApiKey, UnknownModel
 from .catalog import Catalog
+from .local import local_model
 
 
 def build_model(name: str, *, settings: Settings | None = None, catalog: Catalog | None = None,
@@ -33,9 +34,7 @@ def build_model(name: str, *, settings: Settings | None = None, catalog: Catalog
         raise UnknownModel(provider if config is None else resolved, sorted(providers),
                            kind="provider" if config is None else "model (expected provider:model)")
     if config.kind == "scripted":
-        from ..testing.registry import scripted_model
-
-        return scripted_model(model)
+        return local_model(model)
     key = api_key(provider, config, os.environ if environ is None else environ)
     options: dict[str, Any] = {"api_key": key, "base_url": config.base_url, "provider": provider,
                                "headers": dict(config.headers)}

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ProviderError
 from ..messages import MessagesRequest, MessagesResponse
 from ..protocols import Model
-from .usage import close_stream
+from .wrapper import WrapperModel, close_stream
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def retry_delay(policy: RetryPolicy, attempt: int, retry_after: float | None, ra
     return step * (1 - policy.jitter * rand)
 
 
-class Retry:
+class Retry(WrapperModel):
     """Retries ``model``'s retryable failures with backoff.
 
     ``hand_over(error)`` names errors not to retry here because something
@@ -63,15 +63,11 @@ class Retry:
                  hand_over: Callable[[ProviderError], bool] | None = None,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  rand: Callable[[], float] = random.random) -> None:
-        self.model = model
+        super().__init__(model)
         self.policy = policy or RetryPolicy()
         self.hand_over = hand_over
         self._sleep = sleep
         self._rand = rand
-
-    @property
-    def name(self) -> str:
-        return self.model.name
 
     def _delay(self, error: ProviderError, attempt: int, waited: float) -> float | None:
         """The wait before the next attempt, or None to give up and raise ``error``."""
@@ -122,8 +118,3 @@ class Retry:
 
     async def count_tokens(self, request: MessagesRequest, **options: Any) -> int:
         return await self._retrying(lambda: self.model.count_tokens(request, **options))
-
-    def reset(self) -> None:
-        reset = getattr(self.model, "reset", None)
-        if reset is not None:
-            reset()

@@ -1,7 +1,7 @@
 """The whole wrapper stack around concrete models, in the one order that makes sense.
 
-    Budget                                    outermost: refuses a call before anything starts
-      └── Fallback(primary, *fallbacks)       across the chain, sticky for the turn
+    Budget                                    outermost: reserves a call's bound, or refuses, before it starts
+      └── Fallback(primary, *fallbacks)       across the chain, sticky until reset() starts a new turn
             └── Retry(Usage(model))  × each   retry per model; Usage innermost records every real call
 
 Usage sits innermost so that each real call (every retry, every fallback
@@ -26,13 +26,18 @@ def build_stack(primary: Model, *, fallbacks: Sequence[Model] = (), catalog: Cat
                 sink: EventSink | None = None, run_id: str | None = None, role: str = "executor",
                 meter: Meter | None = None, budget_usd: float | None = None,
                 budget_tokens: int | None = None, retry: RetryPolicy | None = RetryPolicy(),
-                on_rate_limit: bool = False) -> Model:
+                on_rate_limit: bool = False) -> Budget:
     """Wraps ``primary`` (and its ``fallbacks``) in usage accounting, retry, fallback and budget.
 
     Pass one ``meter`` to every stack of a run (executor, advisor, subagents)
     so that they share one budget; without one, the stack gets its own, at
-    ``stack.meter``. ``retry=None`` turns retrying off. Call ``reset()`` on the
-    result at the start of each turn so that a fallback tries the primary again.
+    ``stack.meter``. ``retry=None`` turns retrying off.
+
+    A fallback lasts the turn: once a later model of the chain has answered,
+    the stack stays on it until ``reset()``, and the next call after a reset
+    tries the primary again. The agent loop calls ``reset()`` before each of
+    its model calls (a turn is one model call, as ``max_turns`` counts them),
+    so one overload does not pin the fallback for the rest of a run.
     """
     meter = meter if meter is not None else Meter()
     chain = [Usage(m, catalog, sink, run_id, role, meter) for m in (primary, *fallbacks)]
@@ -49,4 +54,5 @@ def build_stack(primary: Model, *, fallbacks: Sequence[Model] = (), catalog: Cat
             Retry(m, retry, hand_over=fallback.falls_back if i < last else None)
             for i, m in enumerate(chain)
         ]
-    return Budget(fallback, meter, budget_usd, budget_tokens, catalog=catalog)
+    return Budget(fallback, meter, budget_usd, budget_tokens, catalog=catalog,
+                  priced_as=[m.name for m in (primary, *fallbacks)])

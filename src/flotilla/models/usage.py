@@ -8,26 +8,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..events import ModelCalled
 from ..messages import ContentBlockDelta, MessageDelta, MessagesRequest, MessagesResponse, MessageStart, MessageStop
 from ..messages import Usage as TokenUsage
 from ..protocols import EventSink, Model
 from .catalog import Catalog
+from .meter import Meter
+from .wrapper import WrapperModel, close_stream
 
-if TYPE_CHECKING:
-    from .budget import Meter
-
-
-async def close_stream(stream: Any) -> None:
-    """Closes a model's stream early (releasing its HTTP connection); a no-op once it has ended."""
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
+__all__ = ["Usage", "close_stream"]
 
 
-class Usage:
+class Usage(WrapperModel):
     """Records each call of ``model`` as a ``ModelCalled`` event and adds its cost to ``meter``.
 
     Cost comes from ``catalog`` for the model's ``provider:model`` name,
@@ -37,13 +31,12 @@ class Usage:
 
     def __init__(self, model: Model, catalog: Catalog, sink: EventSink | None = None,
                  run_id: str | None = None, role: str = "executor", meter: Meter | None = None) -> None:
-        self.model = model
+        super().__init__(model)
         self.catalog = catalog
         self.sink = sink
         self.run_id = run_id
         self.role = role
         self.meter = meter
-        self.name = model.name
         self.provider, _, self.model_id = model.name.partition(":")
         self._info = catalog.info(model.name)  # looked up once: the name does not change
 
@@ -84,14 +77,6 @@ class Usage:
             await close_stream(inner)
             ttft = None if first is None else (first - start) * 1000
             self._record(usage, start, ttft, error)
-
-    async def count_tokens(self, request: MessagesRequest, **options: Any) -> int:
-        return await self.model.count_tokens(request, **options)
-
-    def reset(self) -> None:
-        reset = getattr(self.model, "reset", None)
-        if reset is not None:
-            reset()
 
     def _record(self, usage: TokenUsage | None, start: float, ttft_ms: float | None, error: str | None) -> None:
         latency_ms = (time.perf_counter() - start) * 1000

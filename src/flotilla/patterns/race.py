@@ -159,7 +159,7 @@ def _unit(job: dict[str, Any], plan: dict[str, Any], attempt: dict[str, Any]) ->
 @task("flotilla.race")
 async def race_task(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
     """Runs the attempts, waits for them all, then judges, ranks, cleans up and merges."""
-    session, race_id = ex.session, job["race_id"]
+    session = ex.session
     if job["queue"] and job["remote"]:
         pushed = await ex.step("race:publish", lambda: asyncio.to_thread(_publish, job))
         if pushed:  # the base could not reach the remote: the race fails with git's word for why
