@@ -23,8 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from flotilla import Session
 from flotilla.config import load_settings
-from flotilla.patterns.race import AttemptPlan, RaceOptions, run_race
+from flotilla.patterns.race import AttemptPlan
 from flotilla.store import SQLiteStore
 from flotilla.testing import ScriptedModel, reply, tool_call
 from flotilla.workspaces import create_worktree, open_repo, remove_worktree, resolve_commit
@@ -77,21 +78,26 @@ def flotilla_loop(root: Path, tag: str) -> float:
     return time.perf_counter() - start
 
 
-def race_once(root: Path, store: SQLiteStore) -> float:
-    def factory(name: str) -> ScriptedModel:
+def race_once(root: Path, store: SQLiteStore, *, durable: bool = False) -> float:
+    """One race of N scripted attempts through the public API, in memory or durable (every step recorded
+    in the store's SQLite file)."""
+    def fixer(name: str) -> ScriptedModel:
         return ScriptedModel([tool_call("Read", {"file_path": "pkg00/mod000.py"}),
                               tool_call("Edit", {"file_path": "pkg00/mod000.py", "old_string": "x + VALUE",
                                                  "new_string": "VALUE + x"}),
                               reply("done")], name=name)
 
     plans = [AttemptPlan(f"a{i + 1}", "implementer", f"scripted:m{i}") for i in range(N)]
-    options = RaceOptions(spec="swap the operands", check="true", plans=plans, pick="manual")
+    models = {p.model: (lambda name=p.model: fixer(name)) for p in plans}
     settings = load_settings(cwd=root, environ={}, user_file=root / "none.toml")
+    session = Session(project=root, durable=durable, store=store, settings=settings, models=models,
+                      home=root / "no-home")
     start = time.perf_counter()
-    outcome = asyncio.run(run_race(options, root=root, store=store, settings=settings, model_factory=factory))
+    outcome = session.race_sync("swap the operands", check="true", plans=plans, pick="manual")
     elapsed = time.perf_counter() - start
     assert outcome.winner is not None, [a.error for a in outcome.attempts]
-    git(root, "branch", "-D", outcome.winner.branch)
+    for a in outcome.attempts:
+        git(root, "branch", "-D", a.branch)
     return elapsed
 
 
@@ -112,11 +118,14 @@ def main() -> None:
               f"(median); target <= 1.3x")
         store = SQLiteStore(Path(tmp) / "store.db")
         races = [race_once(root, store) for _ in range(3)]
+        durable = [race_once(root, store, durable=True) for _ in range(3)]
         bare_again = [bare_loop(root, f"x{r}") for r in range(3)]
-        race_t, git_t = min(races), min(bare_again)
-        print(f"race of {N} scripted attempts (check `true`): best {race_t:.3f}s; bare git worktrees alone "
-              f"{git_t:.3f}s; flotilla's own overhead {race_t - git_t:.3f}s "
-              f"({(race_t - git_t) / N * 1000:.0f} ms per attempt)")
+        git_t = min(bare_again)
+        for label, times in (("in memory", races), ("durable", durable)):
+            race_t = min(times)
+            print(f"race of {N} scripted attempts (check `true`), {label}: best {race_t:.3f}s; bare git worktrees "
+                  f"alone {git_t:.3f}s; flotilla's own overhead {race_t - git_t:.3f}s "
+                  f"({(race_t - git_t) / N * 1000:.0f} ms per attempt)")
 
 
 if __name__ == "__main__":

@@ -188,14 +188,15 @@ class Session:
 
     # -- what flotilla does --------------------------------------------------------------------
 
-    async def ask(self, model: str | Model, prompt: str, *, system: str | None = None,
-                  max_tokens: int = 1024) -> MessagesResponse:
-        """One call through the whole model stack (usage, retry, fallback), recorded in the store."""
+    async def ask(self, model: str | Model, prompt: str, *, system: str | None = None, max_tokens: int = 1024,
+                  fallback: list[str] | tuple[str, ...] = ()) -> MessagesResponse:
+        """One call through the whole model stack (usage, retry, ``fallback``), recorded in the store."""
         from .agents.wiring import stacked_model
 
         name = self.catalog.resolve(self.model_name(model) or self.settings.model)
         run_id = self.store.create_run("ask", prompt[:80], meta={"model": name})
-        stack = stacked_model(self.build_model, name, [], catalog=self.catalog, sink=FanOut(self.store, self.sink),
+        stack = stacked_model(self.build_model, name, list(fallback), catalog=self.catalog,
+                              sink=FanOut(self.store, self.sink),
                               run_id=run_id, role="executor", meter=Meter(), budget_usd=None)
         response = await stack.request(MessagesRequest(model=name, system=system, max_tokens=max_tokens,
                                                        messages=[Message(role="user", content=prompt)]))

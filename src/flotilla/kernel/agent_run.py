@@ -14,9 +14,9 @@ from typing import Any
 
 from ..agents.loop import run_agent
 from ..agents.result import AgentResult
+from ..errors import UserError
 from ..messages import Usage
 from .executor import Executor, task
-from .unit import require_agent
 
 
 @task("flotilla.agent")
@@ -60,3 +60,10 @@ def result_json(result: AgentResult) -> dict[str, Any]:
 
 def result_from_json(data: dict[str, Any]) -> AgentResult:
     return AgentResult(**{**data, "usage": Usage.model_validate(data["usage"])})
+
+
+def require_agent(agents: dict[str, Any], name: str) -> Any:
+    spec = agents.get(name)
+    if spec is None:
+        raise UserError(f"no agent named {name!r}; known: {', '.join(sorted(agents)) or 'none'}")
+    return spec

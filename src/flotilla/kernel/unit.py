@@ -21,11 +21,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import Cancelled, UserError
+from ..errors import Cancelled
 from ..events import AttemptFinished, AttemptStarted, CheckRan, RunFinished, RunStarted, UnitState
 from ..workspaces import DEFAULT_DIR, Repo, Worktree, create_worktree, diff_stat, open_repo, remove_worktree, \
     run_setup
 from ..workspaces.worktree import worktree_root
+from .agent_run import run_agent_in
 from .executor import Executor, task
 from .external import run_external
 
@@ -233,8 +234,6 @@ def _stopped(session: Any, unit: WorkUnit, result: UnitResult, worktree: Worktre
 
 async def _agent(ex: Executor, unit: WorkUnit, worktree: Worktree, result: UnitResult, *, rebuild: bool,
                  project: Path) -> None:
-    from .agent_run import run_agent_in
-
     outcome = await run_agent_in(ex, unit.worker.agent, unit.instructions, worktree.path, run_id=unit.run_id,
                                  parent_run_id=unit.parent_id, model=unit.worker.model or None,
                                  fallback=unit.worker.fallback, max_turns=unit.max_turns,
@@ -311,10 +310,3 @@ def _save_work(worktree: Worktree | None, unit: WorkUnit, result: UnitResult) ->
         result.commit, result.added, result.removed, result.files = _commit(worktree, unit, None, wip=True)
     except Exception:  # noqa: BLE001 - the unit's own error is the one worth reporting
         pass
-
-
-def require_agent(agents: dict[str, Any], name: str) -> Any:
-    spec = agents.get(name)
-    if spec is None:
-        raise UserError(f"no agent named {name!r}; known: {', '.join(sorted(agents)) or 'none'}")
-    return spec
