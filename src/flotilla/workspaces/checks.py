@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import _reaper as reaper
+
 TAIL_CHARS = 4000
 
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|warnings?|deselected)")
@@ -78,7 +80,7 @@ async def run_shell(command: str, cwd: Path, *, timeout: float,
     """Runs ``command`` through the shell in ``cwd``, in its own process group.
 
     On timeout or cancellation the whole group is killed, so nothing it started
-    outlives it. The command's own failure is a result, never an exception.
+    outlives it; if flotilla itself is killed, the reaper kills it. The command's own failure is a result, never an exception.
     """
     start = time.monotonic()
     proc = await asyncio.create_subprocess_shell(
@@ -86,6 +88,7 @@ async def run_shell(command: str, cwd: Path, *, timeout: float,
         stderr=asyncio.subprocess.STDOUT, start_new_session=True,
         env={**os.environ, **(env or {}), "FLOTILLA_WORKSPACE": str(cwd)})
     timed_out = False
+    reaper.track(proc.pid)
     try:
         output, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
@@ -95,6 +98,8 @@ async def run_shell(command: str, cwd: Path, *, timeout: float,
     except BaseException:  # cancelled (Ctrl-C, budget): leave nothing running behind us
         kill_group(proc.pid)
         raise
+    finally:
+        reaper.untrack(proc.pid)
     return ShellResult(exit_code=None if timed_out else proc.returncode, output=output.decode(errors="replace"),
                        duration_s=time.monotonic() - start, timed_out=timed_out)
 

@@ -12,10 +12,12 @@ import codecs
 import contextlib
 import fnmatch
 import os
-import signal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ...workspaces import _reaper as reaper
+from ...workspaces.checks import kill_group
 from .base import ToolContext, ToolOutput
 from .paths import inside
 from .schema import ToolError, guarded
@@ -79,7 +81,7 @@ class Bash:
             raise ToolError(f"the workspace root {root} is not a directory")
         before = await _dirty_files(root)
         env = {k: v for k, v in os.environ.items() if not any(fnmatch.fnmatchcase(k, p) for p in self.hide_env)}
-        output, code, timed_out = await run_group(input["command"], root, timeout_s, self.output_limit, env)
+        output, code, timed_out = await run_group(["bash", "-c", input["command"]], root, timeout_s, self.output_limit, env)
         changed = await _changed_since(before, root) if before is not None else []
         output = output.rstrip("\n")
         if timed_out:
@@ -92,19 +94,20 @@ class Bash:
         return ToolOutput(f"{output}\n{status}".lstrip("\n"), is_error=True, files_changed=changed)
 
 
-async def run_group(command: str, cwd: Path, timeout_s: float, limit: int,
+async def run_group(argv: Sequence[str], cwd: Path, timeout_s: float, limit: int,
                     env: dict[str, str] | None = None) -> tuple[str, int | None, bool]:
-    """Runs ``bash -c command`` in a new process group; returns (output, exit code, timed out).
+    """Runs ``argv`` (``bash -c …``, maybe inside the sandbox) in a new process group; returns
+    (output, exit code, timed out).
 
-    The group is killed when the shell ends, on timeout, and on cancellation
-    (which is then re-raised).
+    The group is killed when the shell ends, on timeout, on cancellation
+    (which is then re-raised), and by the reaper if flotilla itself dies.
     """
     # our own pipe, not asyncio's: asyncio's wait() also waits for its pipes to close, which
     # a background child holding stdout would delay until it exits
     read_fd, write_fd = os.pipe()
     pipe = os.fdopen(read_fd, "rb", buffering=0)
     spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
-        "bash", "-c", command, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=write_fd, stderr=write_fd, start_new_session=True,
     ))
     try:
@@ -120,6 +123,15 @@ async def run_group(command: str, cwd: Path, timeout_s: float, limit: int,
         raise
     finally:
         os.close(write_fd)
+    reaper.track(proc.pid)
+    try:
+        return await _collect(proc, pipe, timeout_s, limit)
+    finally:
+        reaper.untrack(proc.pid)
+
+
+async def _collect(proc: asyncio.subprocess.Process, pipe: Any, timeout_s: float,
+                   limit: int) -> tuple[str, int | None, bool]:
     buffer = _Capped(limit)
     transport: asyncio.BaseTransport | None = None
     reader: asyncio.Task[None] | None = None
@@ -154,13 +166,8 @@ async def run_group(command: str, cwd: Path, timeout_s: float, limit: int,
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
     """Kills the process group of ``proc`` (background jobs included) and reaps the shell."""
-    _kill_group(proc.pid)
+    kill_group(proc.pid)
     await proc.wait()
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 async def _pump(stream: asyncio.StreamReader, buffer: _Capped) -> None:
