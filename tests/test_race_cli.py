@@ -154,7 +154,9 @@ def test_ctrl_c_stops_flotilla_agents_and_their_bash_commands(tmp_path):
     proc = subprocess.Popen([sys.executable, str(driver), str(pid_file), "race", "Fix add", "-m", "scripted:sleepy",
                              "-n", "2", "--check", CHECK], cwd=repo, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "FLOTILLA_STORE": str(tmp_path / "store.db")})
+                            # unconfined: the commands write their pids outside their worktrees
+                            env={**os.environ, "FLOTILLA_STORE": str(tmp_path / "store.db"),
+                                 "FLOTILLA_SANDBOX__MODE": "off"})
     deadline = time.monotonic() + 30
     while (not pid_file.exists() or len(pid_file.read_text().split()) < 2) and time.monotonic() < deadline:
         time.sleep(0.05)

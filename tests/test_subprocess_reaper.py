@@ -8,14 +8,19 @@ not be enough either.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
+
 from test_durable_agent_upgrade import fake_project
 from test_durable_race_crash import FLOTILLA, wait_for
 from test_race_support import CHECK, alive, make_repo
+
+from flotilla.workspaces.sandbox import unusable
 
 
 def sleeper() -> tuple[str, str]:
@@ -47,11 +52,15 @@ def kill_and_expect_gone(flotilla: subprocess.Popen, seconds: str) -> None:
     wait_for(lambda: not sleeping(seconds), timeout=15)
 
 
-def test_a_bash_call_in_flight_dies_with_a_killed_flotilla_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sandbox", ["off", "required"])
+def test_a_bash_call_in_flight_dies_with_a_killed_flotilla_run(tmp_path: Path, sandbox: str) -> None:
+    if sandbox == "required" and unusable(shutil.which("bwrap")):
+        pytest.skip(f"the sandbox cannot work here: {unusable(shutil.which('bwrap'))}")
     command, seconds = sleeper()
     script = {"m1": [{"tool_uses": [{"name": "Bash", "input": {"command": command}}]}, {"text": "never"}]}
     with fake_project(tmp_path, script) as (_url, work, env):
-        run = subprocess.Popen([FLOTILLA, "run", "implementer", "Sleep", "-m", "fake:m1", "--json"], cwd=work, env=env,
+        run = subprocess.Popen([FLOTILLA, "run", "implementer", "Sleep", "-m", "fake:m1", "--json",
+                                "--sandbox", sandbox], cwd=work, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         kill_and_expect_gone(run, seconds)
 

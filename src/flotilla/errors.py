@@ -6,7 +6,8 @@
     │   ├── UnknownModel          names the models and providers that exist
     │   ├── MissingApiKey         names the environment variable to set
     │   ├── AgentFileError        names the agent file and the field at fault
-    │   └── RepositoryError       not a repository, dirty, bare, detached HEAD …
+    │   ├── RepositoryError       not a repository, dirty, bare, detached HEAD …
+    │   └── SandboxUnavailable    the sandbox is required and cannot work here: why, and the fix
     └── RunError                  something went wrong while running
         ├── ProviderError         a model call failed: ``status``, ``retryable``, ``retry_after``
         ├── BudgetExceeded        a call would start over a USD or token cap
@@ -55,6 +56,10 @@ class AgentFileError(UserError):
 
 class RepositoryError(UserError):
     """The git repository is not in a state flotilla can work from."""
+
+
+class SandboxUnavailable(UserError):
+    """``--sandbox required`` (or ``[sandbox] mode``) where bubblewrap cannot confine commands."""
 
 
 class RunError(FlotillaError):

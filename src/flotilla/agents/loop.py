@@ -29,6 +29,7 @@ from ..models.budget import Meter
 from ..models.catalog import Catalog
 from ..protocols import EventSink, Model, RunStore
 from ..store import SQLiteStore, new_id
+from ..workspaces.sandbox import sandbox_for
 from . import advisor as advising
 from .hooks import Hooks
 from .result import RUN_STATUS, AgentResult, Limits
@@ -103,6 +104,7 @@ class _Run:
         self.tools.setdefault("Agent", AgentTool({n: a.description for n, a in self.agents.items()}))
         self.allowed = set(spec.allowed_tools())
         self.hooks = Hooks.load(workspace, self.settings, self.run_id)
+        self.sandbox = sandbox_for(self.settings)  # what the Bash tool's commands are confined by
         self.subagents = Subagents(
             self.agents, self.run_id, self.model_name, depth, limits.max_depth, limits.max_parallel_subagents,
             run_kwargs=dict(workspace=workspace, limits=Limits(max_turns=None, wall_clock_s=None,
@@ -151,7 +153,7 @@ class _Run:
             self.store.create_run("agent", title, parent_id=self.parent_run_id, run_id=self.run_id, meta={
                 "agent": self.spec.name, "model": self.model_name, "workspace": str(self.workspace),
                 "read_only": self.read_only, "depth": self.depth,
-                "advisor": self.advisor.model.name if self.advisor else None})
+                "advisor": self.advisor.model.name if self.advisor else None, "sandbox": self.sandbox.record()})
             self.sink.emit(RunStarted(run_id=self.run_id, kind="agent", title=title, parent_id=self.parent_run_id))
         self._add(Message(role="user", content=task))
         error: str | None = None
@@ -262,7 +264,7 @@ class _Run:
             if verdict.updated_input is not None:
                 input = verdict.updated_input
         context = ToolContext(root=self.workspace, run_id=self.run_id, read_only=self.read_only,
-                              sink=self.sink, extras={SUBAGENTS: self.subagents})
+                              sink=self.sink, sandbox=self.sandbox, extras={SUBAGENTS: self.subagents})
 
         async def call_tool() -> ToolOutput:
             started = time.perf_counter()

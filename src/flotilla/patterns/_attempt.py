@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import UserError
 from ..events import AttemptFinished, AttemptStarted, CheckRan, RunFinished, RunStarted
 from ..workspaces import Repo, Worktree, create_worktree, diff_stat, run_setup
+from ..workspaces.sandbox import Sandbox, sandbox_for
 from ._external import run_external
 
 TASK_FOOTER = """
@@ -152,7 +153,7 @@ async def run_attempt(ctx: AttemptContext, plan: AttemptPlan, attempt: Attempt, 
         if steps is not None and fresh:
             steps.redo_replayed_tools = True  # a resumed attempt in a new worktree: rebuild its files
         if ctx.setup and fresh:
-            await run_setup(worktree, ctx.setup, timeout=ctx.check_timeout)
+            await run_setup(worktree, ctx.setup, timeout=ctx.check_timeout, sandbox=_sandbox(ctx).for_checks())
         attempt.status = "running"
         task = ctx.spec + TASK_FOOTER.format(check=ctx.check)
         if plan.template is not None:
@@ -240,7 +241,7 @@ def _commit_step(ctx: AttemptContext, worktree: Worktree, attempt: Attempt) -> l
 
 
 async def _check_step(ctx: AttemptContext, worktree: Worktree, attempt: Attempt) -> dict[str, Any]:
-    result = await worktree.run(ctx.check, timeout=ctx.check_timeout)
+    result = await worktree.run(ctx.check, timeout=ctx.check_timeout, sandbox=_sandbox(ctx).for_checks())
     ctx.emit(CheckRan(run_id=ctx.race_id, attempt=attempt.name, command=ctx.check, exit_code=result.exit_code,
                       passed=result.passed, summary=result.summary, duration_ms=result.duration_s * 1000))
     return result.to_dict()
@@ -282,12 +283,18 @@ async def _run_external(ctx: AttemptContext, plan: AttemptPlan, attempt: Attempt
     ctx.store.emit(RunStarted(run_id=attempt.run_id, kind="attempt", title=attempt.name, parent_id=ctx.race_id))
     assert plan.template is not None
     result = await run_external(plan.template, spec=task, model=plan.model, workspace=worktree.path,
-                                timeout=ctx.agent_timeout)
+                                timeout=ctx.agent_timeout, sandbox=_sandbox(ctx).for_external())
     attempt.output_tail = result.output
     if result.timed_out:
         attempt.error = f"{plan.agent} timed out after {ctx.agent_timeout:.0f}s"
     elif not result.ok:
         attempt.error = f"{plan.agent} exited {result.exit_code}: {result.output.strip()[-300:]}"
+
+
+def _sandbox(ctx: AttemptContext) -> Sandbox:
+    """The race's sandbox (decided once per process for its settings); checks and external CLIs are
+    confined only when ``[sandbox] checks``/``external`` ask for it."""
+    return sandbox_for(ctx.settings)
 
 
 def _commit(worktree: Worktree, attempt: Attempt, base: str, *, wip: bool = False) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ...events import SandboxDenied
 from ...workspaces import _reaper as reaper
 from ...workspaces.checks import kill_group
 from .base import ToolContext, ToolOutput
@@ -68,6 +69,8 @@ class Bash:
             "- Each call starts a fresh shell in the workspace root: `cd` and variables do not carry "
             "over. Background processes (`&`) are stopped when the command finishes.\n"
             "- API keys and tokens in the environment are not passed to the shell.\n"
+            "- When the sandbox is on, only the workspace and /tmp are writable, the home folder is empty, "
+            "`.git` is read-only and the network may be off; a refusal is said at the end of the output.\n"
             "- Prefer Read, Glob, Grep and Edit over cat, find, grep and sed."
         )
 
@@ -80,10 +83,21 @@ class Bash:
         if not root.is_dir():
             raise ToolError(f"the workspace root {root} is not a directory")
         before = await _dirty_files(root)
-        env = {k: v for k, v in os.environ.items() if not any(fnmatch.fnmatchcase(k, p) for p in self.hide_env)}
-        output, code, timed_out = await run_group(["bash", "-c", input["command"]], root, timeout_s, self.output_limit, env)
+        argv = ["bash", "-c", input["command"]]
+        sandbox = context.sandbox if context.sandbox is not None and context.sandbox.confined else None
+        if sandbox is not None:  # the allow-listed environment, inside bubblewrap
+            confined = sandbox.command(argv, root)
+            argv, env = confined.argv, confined.env
+        else:
+            env = {k: v for k, v in os.environ.items() if not any(fnmatch.fnmatchcase(k, p) for p in self.hide_env)}
+        output, code, timed_out = await run_group(argv, root, timeout_s, self.output_limit, env)
         changed = await _changed_since(before, root) if before is not None else []
         output = output.rstrip("\n")
+        if sandbox is not None and (refused := sandbox.explain(confined, output, root)):
+            for reason in refused:
+                context.sink.emit(SandboxDenied(run_id=context.run_id, tool=self.name, reason=reason,
+                                                command=input["command"][:300]))
+            output = "\n".join([output, *refused]).lstrip("\n")
         if timed_out:
             text = (f"Command timed out after {timeout_s:g} s; it and every process it started "
                     f"were killed.\n{output}").rstrip()
