@@ -1,0 +1,243 @@
+"""The sandbox, through the real Bash tool in real agent runs: bubblewrap confines each command to its
+worktree, hides the home folder, keeps .git read-only, keeps the network off (or open, or open to
+allow_hosts through flotilla's proxy) and passes an allow-listed environment. Each refusal reaches
+the model in words and lands in the run's record as a SandboxDenied event."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flotilla.messages import MessagesRequest
+from flotilla.testing import ScriptedModel, reply, tool_calls
+from flotilla.workspaces import create_worktree, open_repo
+
+from test_race_support import make_repo, sh
+from test_runtime_support import results_in, run, settings_for, spec
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
+
+
+async def bash(workspace: Path, *commands: str, **sandbox: Any) -> tuple[list[str], Any, Any]:
+    """Runs an agent whose one turn calls Bash with each command (sandbox ``required``, so a machine
+    where bubblewrap cannot work fails loudly); returns the tool results' texts, the store and the run."""
+    seen: list[MessagesRequest] = []
+
+    def answer(request: MessagesRequest) -> Any:
+        seen.append(request)
+        return reply("done")
+
+    model = ScriptedModel([tool_calls(*[("Bash", {"command": c}) for c in commands]), answer], name="scripted:exec")
+    settings = settings_for(workspace, sandbox={"mode": "required", **sandbox})
+    result, store, _sink = await run(spec(), "try", workspace, {"scripted:exec": model}, settings=settings,
+                                     store=_store(workspace))
+    return [r.text() for r in results_in(seen[0])], store, result
+
+
+def _store(workspace: Path) -> Any:
+    from flotilla.store import SQLiteStore
+
+    return SQLiteStore(workspace.parent / f"{workspace.name}.db")  # outside the worktree, as in real runs
+
+
+def denied(store: Any, run_id: str) -> list[str]:
+    return [e["reason"] for e in store.events(run_id, "SandboxDenied")]
+
+
+async def test_a_write_outside_the_worktree_fails_and_writes_nothing(tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    work.mkdir()
+    (tmp_path / "outside.txt").write_text("readable\n")
+    outputs, store, result = await bash(work, "cat ../outside.txt && echo x > ../bash_outside.txt",
+                                        "touch /usr/flotilla-sandbox-test", "echo inside > inside.txt")
+    assert not (tmp_path / "bash_outside.txt").exists() and not Path("/usr/flotilla-sandbox-test").exists()
+    assert "readable" in outputs[0]  # the rest of the filesystem is readable, not writable
+    assert f"write outside the worktree refused by the sandbox: {tmp_path / 'bash_outside.txt'}" in outputs[0]
+    assert "write outside the worktree refused by the sandbox: /usr/flotilla-sandbox-test" in outputs[1]
+    assert (work / "inside.txt").read_text() == "inside\n" and "refused" not in outputs[2]
+    assert sorted(denied(store, result.run_id)) == sorted([
+        f"write outside the worktree refused by the sandbox: {tmp_path / 'bash_outside.txt'}",
+        "write outside the worktree refused by the sandbox: /usr/flotilla-sandbox-test"])
+    assert store.get_run(result.run_id)["meta"]["sandbox"]["confined"] is True
+
+
+async def test_the_home_folder_is_hidden_but_for_the_paths_configured(tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text("aws_secret_access_key = s3cr3t\n")
+    (home / "shared").mkdir()
+    (home / "shared" / "ok.txt").write_text("shared ok\n")
+    (home / "cache").mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    work = tmp_path / "w"
+    work.mkdir()
+    outputs, store, result = await bash(
+        work, "cat ~/.aws/credentials", f"cat {home}/.aws/credentials", "cat ~/shared/ok.txt; echo no >> ~/shared/ok.txt",
+        "echo cached > ~/cache/c.txt", read=["~/shared"], write=["~/cache"])
+    assert all("s3cr3t" not in o for o in outputs)
+    hidden = f"reading {home / '.aws' / 'credentials'} refused by the sandbox: the home folder is hidden inside"
+    assert hidden in outputs[0] and hidden in outputs[1]
+    assert "shared ok" in outputs[2] and (home / "shared" / "ok.txt").read_text() == "shared ok\n"  # read-only
+    assert (home / "cache" / "c.txt").read_text() == "cached\n"
+    assert any(hidden in d for d in denied(store, result.run_id))
+
+
+async def test_git_is_read_only_inside_and_still_readable_in_a_worktree(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    config = (repo / ".git" / "config").read_text()
+    head = sh(repo, "git", "rev-parse", "HEAD")
+    outputs, store, result = await bash(repo, "echo '[core]' >> .git/config", "git commit -q --allow-empty -m sneaky")
+    assert (repo / ".git" / "config").read_text() == config and sh(repo, "git", "rev-parse", "HEAD") == head
+    assert "write to .git/config refused by the sandbox: .git is read-only inside" in outputs[0]
+    assert "Exit code" in outputs[1]
+
+    worktree = create_worktree(open_repo(repo), "r1", "a1", head)
+    outputs, _store, _result = await bash(worktree.path, "echo changed > calc.py && git status --short",
+                                          "git commit -qam sneaky")
+    assert outputs[0].strip() == "M calc.py"  # git reads the shared repository, read-only
+    assert "Exit code" in outputs[1] and worktree.head() == head
+
+
+@pytest.fixture
+def banner_server() -> Iterator[int]:
+    """A TCP server on loopback, outside any sandbox, that says hello to whoever connects."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            with client:
+                client.sendall(b"hello from outside\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.shutdown(socket.SHUT_RDWR)  # wakes the accept() in flight, which close() alone would not
+    server.close()
+
+
+async def test_the_network_is_off_unless_turned_on(tmp_path: Path, banner_server: int) -> None:
+    work = tmp_path / "w"
+    work.mkdir()
+    connect = (f"{sys.executable} -c \"import socket; s = socket.create_connection(('127.0.0.1', {banner_server}), "
+               "timeout=5); print(s.recv(100).decode())\"")
+    resolve = f"{sys.executable} -c \"import socket; socket.getaddrinfo('pypi.org', 443)\""
+    outputs, store, result = await bash(work, connect, resolve)
+    assert "hello from outside" not in outputs[0] and "Exit code 1" in outputs[0]
+    assert "network access refused by the sandbox: the network is off inside" in outputs[1]
+    assert any("network access refused" in d for d in denied(store, result.run_id))
+
+    outputs, _store, _result = await bash(work, connect, network="on")
+    assert "hello from outside" in outputs[0]
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = f"hello {self.headers['Host']}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[int]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Hello)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+async def test_allow_hosts_opens_those_hosts_only_through_the_proxy(tmp_path: Path, http_server: int) -> None:
+    work = tmp_path / "w"
+    work.mkdir()
+    fetch = (f"{sys.executable} -c \"import urllib.request as u, sys; "
+             "print(u.urlopen(sys.argv[1], timeout=10).read().decode())\" ")
+    tunnel = (f"{sys.executable} -c \"import socket, sys; s = socket.create_connection(('127.0.0.1', 3128)); "
+              f"s.sendall(b'CONNECT localhost:{http_server} HTTP/1.1\\r\\n\\r\\n'); print(s.recv(200).decode()); "
+              "s.sendall(b'GET / HTTP/1.0\\r\\nHost: tunnelled\\r\\n\\r\\n'); print(s.makefile('rb').read().decode())\"")
+    direct = (f"{sys.executable} -c \"import socket; socket.create_connection(('127.0.0.1', {http_server}), "
+              "timeout=5)\"")
+    outputs, store, result = await bash(work, fetch + f"http://localhost:{http_server}/",
+                                        fetch + f"http://127.0.0.1:{http_server}/", tunnel, direct,
+                                        allow_hosts=["localhost"])
+    assert f"hello localhost:{http_server}" in outputs[0]
+    refusal = "network access to 127.0.0.1 refused by the sandbox: it is not in [sandbox] allow_hosts (localhost)"
+    assert "HTTP Error 403" in outputs[1] and refusal in outputs[1]
+    assert "200 Connection Established" in outputs[2] and "hello tunnelled" in outputs[2]
+    assert "Exit code 1" in outputs[3]  # no way around the proxy
+    assert refusal in denied(store, result.run_id)
+
+
+async def test_the_environment_is_an_allow_list(tmp_path: Path, monkeypatch) -> None:
+    secrets = {"AWS_SECRET_ACCESS_KEY": "aws-value-1", "GITHUB_TOKEN": "ghp_value_2",
+               "FLOTILLA_DATABASE_URL": "postgresql://u:pa55word@db/x", "MY_TOOL_MODE": "fast"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    work = tmp_path / "w"
+    work.mkdir()
+    outputs, _store, _result = await bash(work, "env", env_passthrough=["MY_TOOL_*"])
+    names = {line.split("=", 1)[0] for line in outputs[0].splitlines() if "=" in line}
+    for name in ("AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "FLOTILLA_DATABASE_URL"):
+        assert name not in names and secrets[name] not in outputs[0]
+    assert "MY_TOOL_MODE=fast" in outputs[0]
+    assert {"PATH", "HOME", "TMPDIR"} <= names
+    assert "TMPDIR=/tmp" in outputs[0]
+
+
+async def test_pytest_runs_in_the_worktree(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    outputs, _store, _result = await bash(repo, f"{sys.executable} -m pytest -q -p no:asyncio")
+    assert "1 passed" in outputs[0], outputs[0]
+    assert (repo / ".pytest_cache").is_dir()  # it wrote its cache in the worktree
+
+
+def test_required_without_bwrap_refuses_and_auto_warns_and_records(tmp_path: Path) -> None:
+    flotilla = str(Path(sys.executable).parent / "flotilla")
+    work = tmp_path / "w"
+    work.mkdir()
+    env = {"PATH": str(tmp_path / "no-bwrap-here"), "HOME": str(tmp_path), "FLOTILLA_STORE": str(tmp_path / "s.db")}
+    refused = subprocess.run([flotilla, "run", "implementer", "hi", "-m", "scripted:echo", "--sandbox", "required"],
+                             cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    said = " ".join(refused.stderr.split())  # the console wraps long lines
+    assert refused.returncode == 2
+    assert "the sandbox is required" in said and "bubblewrap is not installed" in said
+    assert "apt-get install bubblewrap" in said and "Traceback" not in said
+
+    auto = subprocess.run([flotilla, "run", "implementer", "hi", "-m", "scripted:echo", "--json", "--no-durable"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert auto.returncode == 0, auto.stderr
+    assert "warning: sandbox unavailable, commands run unconfined: bubblewrap is not installed" in \
+        " ".join(auto.stderr.split())
+    from flotilla.store import SQLiteStore
+
+    (row,) = SQLiteStore(tmp_path / "s.db").list_runs(kind="agent")
+    recorded = SQLiteStore(tmp_path / "s.db").get_run(row["id"])["meta"]["sandbox"]
+    assert (recorded["mode"], recorded["confined"]) == ("auto", False)
+    assert "bubblewrap is not installed" in recorded["reason"]
+
+    bad = subprocess.run([flotilla, "run", "implementer", "hi", "--sandbox", "sometimes"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--sandbox 'sometimes': use one of auto, required, off" in \
+        " ".join(bad.stderr.split())
