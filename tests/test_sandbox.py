@@ -241,3 +241,27 @@ def test_required_without_bwrap_refuses_and_auto_warns_and_records(tmp_path: Pat
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--sandbox 'sometimes': use one of auto, required, off" in \
         " ".join(bad.stderr.split())
+
+
+ESCAPE = "echo escaped > ../$1-escaped.txt; echo $1 > $1-ran.txt; exit 0\n"
+
+
+@pytest.mark.parametrize("confine", [True, False])
+def test_race_checks_and_external_agents_are_confined_when_configured(tmp_path: Path, confine: bool) -> None:
+    flotilla = str(Path(sys.executable).parent / "flotilla")
+    repo = make_repo(tmp_path / "repo")
+    (repo / "escape.sh").write_text(ESCAPE)
+    table = f"[sandbox]\nmode = \"required\"\nchecks = {str(confine).lower()}\nexternal = {str(confine).lower()}\n"
+    (repo / "flotilla.toml").write_text(table)
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "escape")
+    race = subprocess.run([flotilla, "race", "escape", "--agent", "cmd:sh escape.sh agent", "--check",
+                           "sh escape.sh check", "--setup", "sh escape.sh setup", "--no-durable", "--keep", "--json"],
+                          cwd=repo, capture_output=True, text=True, timeout=120)
+    assert race.returncode == 0, race.stderr
+    attempts = repo / ".flotilla" / "worktrees"
+    (race_dir,) = attempts.iterdir()
+    worktree = race_dir / "a1"
+    assert {p.name for p in worktree.glob("*-ran.txt")} == {"agent-ran.txt", "check-ran.txt", "setup-ran.txt"}
+    escaped = sorted(p.name for p in race_dir.glob("*-escaped.txt"))
+    assert escaped == ([] if confine else ["agent-escaped.txt", "check-escaped.txt", "setup-escaped.txt"])
