@@ -265,3 +265,16 @@ def test_race_checks_and_external_agents_are_confined_when_configured(tmp_path: 
     assert {p.name for p in worktree.glob("*-ran.txt")} == {"agent-ran.txt", "check-ran.txt", "setup-ran.txt"}
     escaped = sorted(p.name for p in race_dir.glob("*-escaped.txt"))
     assert escaped == ([] if confine else ["agent-escaped.txt", "check-escaped.txt", "setup-escaped.txt"])
+
+
+def test_bad_sandbox_configuration_names_the_key_and_the_fix(tmp_path: Path) -> None:
+    from flotilla.config import load_settings
+    from flotilla.errors import ConfigError
+    from flotilla.workspaces.sandbox import sandbox_for
+
+    (tmp_path / "flotilla.toml").write_text('[sandbox]\nnetwork = "on"\nallow_hosts = ["pypi.org"]\n')
+    with pytest.raises(ConfigError, match=r"sandbox.allow_hosts: has no effect with network = \"on\".*Fix: remove"):
+        sandbox_for(load_settings(cwd=tmp_path, environ={}, user_file=tmp_path / "none.toml"))
+    (tmp_path / "flotilla.toml").write_text('[sandbox]\nnetwork = "sometimes"\n')
+    with pytest.raises(ConfigError, match=r"flotilla.toml: sandbox.network: .*Fix: use one of 'off' or 'on'"):
+        sandbox_for(load_settings(cwd=tmp_path, environ={}, user_file=tmp_path / "none.toml"))
