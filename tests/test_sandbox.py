@@ -6,7 +6,6 @@ the model in words and lands in the run's record as a SandboxDenied event."""
 from __future__ import annotations
 
 import http.server
-import socket
 import socketserver
 import subprocess
 import sys
@@ -49,13 +48,22 @@ def _store(workspace: Path) -> Any:
     return SQLiteStore(workspace.parent / f"{workspace.name}.db")  # outside the worktree, as in real runs
 
 
+def workdir(tmp_path: Path) -> Path:
+    work = tmp_path / "w"
+    work.mkdir()
+    return work
+
+
+FETCH = f"{sys.executable} -c \"import urllib.request as u, sys; print(u.urlopen(sys.argv[1], timeout=10).read().decode())\" "
+"""A command that prints what an HTTP GET of its argument answers (through HTTP_PROXY when set)."""
+
+
 def denied(store: Any, run_id: str) -> list[str]:
     return [e["reason"] for e in store.events(run_id, "SandboxDenied")]
 
 
 async def test_a_write_outside_the_worktree_fails_and_writes_nothing(tmp_path: Path) -> None:
-    work = tmp_path / "w"
-    work.mkdir()
+    work = workdir(tmp_path)
     (tmp_path / "outside.txt").write_text("readable\n")
     outputs, store, result = await bash(work, "cat ../outside.txt && echo x > ../bash_outside.txt",
                                         "touch /usr/flotilla-sandbox-test", "echo inside > inside.txt")
@@ -78,8 +86,7 @@ async def test_the_home_folder_is_hidden_but_for_the_paths_configured(tmp_path: 
     (home / "shared" / "ok.txt").write_text("shared ok\n")
     (home / "cache").mkdir()
     monkeypatch.setenv("HOME", str(home))
-    work = tmp_path / "w"
-    work.mkdir()
+    work = workdir(tmp_path)
     outputs, store, result = await bash(
         work, "cat ~/.aws/credentials", f"cat {home}/.aws/credentials", "cat ~/shared/ok.txt; echo no >> ~/shared/ok.txt",
         "echo cached > ~/cache/c.txt", read=["~/shared"], write=["~/cache"])
@@ -107,45 +114,6 @@ async def test_git_is_read_only_inside_and_still_readable_in_a_worktree(tmp_path
     assert "Exit code" in outputs[1] and worktree.head() == head
 
 
-@pytest.fixture
-def banner_server() -> Iterator[int]:
-    """A TCP server on loopback, outside any sandbox, that says hello to whoever connects."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = server.accept()
-            except OSError:
-                return
-            with client:
-                client.sendall(b"hello from outside\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield server.getsockname()[1]
-    stop.set()
-    server.shutdown(socket.SHUT_RDWR)  # wakes the accept() in flight, which close() alone would not
-    server.close()
-
-
-async def test_the_network_is_off_unless_turned_on(tmp_path: Path, banner_server: int) -> None:
-    work = tmp_path / "w"
-    work.mkdir()
-    connect = (f"{sys.executable} -c \"import socket; s = socket.create_connection(('127.0.0.1', {banner_server}), "
-               "timeout=5); print(s.recv(100).decode())\"")
-    resolve = f"{sys.executable} -c \"import socket; socket.getaddrinfo('pypi.org', 443)\""
-    outputs, store, result = await bash(work, connect, resolve)
-    assert "hello from outside" not in outputs[0] and "Exit code 1" in outputs[0]
-    assert "network access refused by the sandbox: the network is off inside" in outputs[1]
-    assert any("network access refused" in d for d in denied(store, result.run_id))
-
-    outputs, _store, _result = await bash(work, connect, network="on")
-    assert "hello from outside" in outputs[0]
-
-
 class _Hello(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         body = f"hello {self.headers['Host']}\n".encode()
@@ -168,18 +136,28 @@ def http_server() -> Iterator[int]:
     server.server_close()
 
 
+async def test_the_network_is_off_unless_turned_on(tmp_path: Path, http_server: int) -> None:
+    work = workdir(tmp_path)
+    connect = FETCH + f"http://127.0.0.1:{http_server}/"
+    resolve = f"{sys.executable} -c \"import socket; socket.getaddrinfo('pypi.org', 443)\""
+    outputs, store, result = await bash(work, connect, resolve)
+    assert "hello" not in outputs[0] and "Exit code 1" in outputs[0]
+    assert "network access refused by the sandbox: the network is off inside" in outputs[1]
+    assert any("network access refused" in d for d in denied(store, result.run_id))
+
+    outputs, _store, _result = await bash(work, connect, network="on")
+    assert f"hello 127.0.0.1:{http_server}" in outputs[0]
+
+
 async def test_allow_hosts_opens_those_hosts_only_through_the_proxy(tmp_path: Path, http_server: int) -> None:
-    work = tmp_path / "w"
-    work.mkdir()
-    fetch = (f"{sys.executable} -c \"import urllib.request as u, sys; "
-             "print(u.urlopen(sys.argv[1], timeout=10).read().decode())\" ")
+    work = workdir(tmp_path)
     tunnel = (f"{sys.executable} -c \"import socket, sys; s = socket.create_connection(('127.0.0.1', 3128)); "
               f"s.sendall(b'CONNECT localhost:{http_server} HTTP/1.1\\r\\n\\r\\n'); print(s.recv(200).decode()); "
               "s.sendall(b'GET / HTTP/1.0\\r\\nHost: tunnelled\\r\\n\\r\\n'); print(s.makefile('rb').read().decode())\"")
     direct = (f"{sys.executable} -c \"import socket; socket.create_connection(('127.0.0.1', {http_server}), "
               "timeout=5)\"")
-    outputs, store, result = await bash(work, fetch + f"http://localhost:{http_server}/",
-                                        fetch + f"http://127.0.0.1:{http_server}/", tunnel, direct,
+    outputs, store, result = await bash(work, FETCH + f"http://localhost:{http_server}/",
+                                        FETCH + f"http://127.0.0.1:{http_server}/", tunnel, direct,
                                         allow_hosts=["localhost"])
     assert f"hello localhost:{http_server}" in outputs[0]
     refusal = "network access to 127.0.0.1 refused by the sandbox: it is not in [sandbox] allow_hosts (localhost)"
@@ -194,8 +172,7 @@ async def test_the_environment_is_an_allow_list(tmp_path: Path, monkeypatch) -> 
                "FLOTILLA_DATABASE_URL": "postgresql://u:pa55word@db/x", "MY_TOOL_MODE": "fast"}
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
-    work = tmp_path / "w"
-    work.mkdir()
+    work = workdir(tmp_path)
     outputs, _store, _result = await bash(work, "env", env_passthrough=["MY_TOOL_*"])
     names = {line.split("=", 1)[0] for line in outputs[0].splitlines() if "=" in line}
     for name in ("AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "FLOTILLA_DATABASE_URL"):
@@ -215,8 +192,7 @@ async def test_pytest_runs_in_the_worktree(tmp_path: Path) -> None:
 
 def test_required_without_bwrap_refuses_and_auto_warns_and_records(tmp_path: Path) -> None:
     flotilla = str(Path(sys.executable).parent / "flotilla")
-    work = tmp_path / "w"
-    work.mkdir()
+    work = workdir(tmp_path)
     env = {"PATH": str(tmp_path / "no-bwrap-here"), "HOME": str(tmp_path), "FLOTILLA_STORE": str(tmp_path / "s.db")}
     refused = subprocess.run([flotilla, "run", "implementer", "hi", "-m", "scripted:echo", "--sandbox", "required"],
                              cwd=work, env=env, capture_output=True, text=True, timeout=60)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import fnmatch
+import inspect
 import shutil
 import socket
 import socketserver
@@ -27,47 +28,6 @@ from urllib.parse import urlsplit
 PORT = 3128
 """Where the bridge listens inside the sandbox (its network namespace is its own, so any port is free)."""
 MAX_HEAD = 65536
-
-BRIDGE = r"""
-import socket, subprocess, sys, threading
-path, call, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", %d))
-server.listen(64)
-def pump(src, dst):
-    try:
-        while True:
-            data = src.recv(65536)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    try:
-        dst.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-def serve(client):
-    upstream = socket.socket(socket.AF_UNIX)
-    try:
-        upstream.connect(path)
-        upstream.sendall(("FLOTILLA-CALL " + call + "\n").encode())
-        back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
-        back.start()
-        pump(client, upstream)
-        back.join()
-    finally:
-        client.close()
-        upstream.close()
-def accept():
-    while True:
-        client, _ = server.accept()
-        threading.Thread(target=serve, args=(client,), daemon=True).start()
-threading.Thread(target=accept, daemon=True).start()
-code = subprocess.call(argv)
-sys.exit(code if code >= 0 else 128 - code)
-""" % PORT
 
 
 def allowed(host: str, patterns: Sequence[str]) -> bool:
@@ -152,9 +112,13 @@ class HostProxy:
             back.join()
 
 
-def _pump(read: object, dst: socket.socket) -> None:
+def _pump(read, dst):  # type: ignore[no-untyped-def] - its source also runs in the bridge, as it is
+    """Copies what ``read(n)`` gives to the socket ``dst`` until end of file, then half-closes ``dst``."""
     try:
-        while data := read(65536):  # type: ignore[operator]
+        while True:
+            data = read(65536)
+            if not data:
+                break
             dst.sendall(data)
     except OSError:
         pass
@@ -162,6 +126,37 @@ def _pump(read: object, dst: socket.socket) -> None:
         dst.shutdown(socket.SHUT_WR)
     except OSError:
         pass
+
+
+BRIDGE = "import socket, subprocess, sys, threading\n" + inspect.getsource(_pump) + r"""
+path, call, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", %d))
+server.listen(64)
+def serve(client):
+    upstream = socket.socket(socket.AF_UNIX)
+    try:
+        upstream.connect(path)
+        upstream.sendall(("FLOTILLA-CALL " + call + "\n").encode())
+        back = threading.Thread(target=_pump, args=(upstream.recv, client), daemon=True)
+        back.start()
+        _pump(client.recv, upstream)
+        back.join()
+    finally:
+        client.close()
+        upstream.close()
+def accept():
+    while True:
+        client, _ = server.accept()
+        threading.Thread(target=serve, args=(client,), daemon=True).start()
+threading.Thread(target=accept, daemon=True).start()
+code = subprocess.call(argv)
+sys.exit(code if code >= 0 else 128 - code)
+""" % PORT
+"""The program the sandbox runs around a command when ``allow_hosts`` is set: a listener on
+``127.0.0.1:PORT`` forwarding to the proxy's socket, then the command; it exits with the command's code.
+It runs on the system Python with ``-I -S``, where flotilla itself may not be importable."""
 
 
 def _reply(client: socket.socket, status: int, message: str) -> None:
