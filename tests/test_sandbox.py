@@ -89,12 +89,14 @@ async def test_the_home_folder_is_hidden_but_for_the_paths_configured(tmp_path: 
     work = workdir(tmp_path)
     outputs, store, result = await bash(
         work, "cat ~/.aws/credentials", f"cat {home}/.aws/credentials", "cat ~/shared/ok.txt; echo no >> ~/shared/ok.txt",
-        "echo cached > ~/cache/c.txt", read=["~/shared"], write=["~/cache"])
+        "echo cached > ~/cache/c.txt", "echo new > ~/new.txt", read=["~/shared"], write=["~/cache"])
     assert all("s3cr3t" not in o for o in outputs)
     hidden = f"reading {home / '.aws' / 'credentials'} refused by the sandbox: the home folder is hidden inside"
     assert hidden in outputs[0] and hidden in outputs[1]
     assert "shared ok" in outputs[2] and (home / "shared" / "ok.txt").read_text() == "shared ok\n"  # read-only
     assert (home / "cache" / "c.txt").read_text() == "cached\n"
+    assert not (home / "new.txt").exists()
+    assert f"write outside the worktree refused by the sandbox: {home / 'new.txt'}" in outputs[4]
     assert any(hidden in d for d in denied(store, result.run_id))
 
 
@@ -254,3 +256,23 @@ def test_bad_sandbox_configuration_names_the_key_and_the_fix(tmp_path: Path) -> 
     (tmp_path / "flotilla.toml").write_text('[sandbox]\nnetwork = "sometimes"\n')
     with pytest.raises(ConfigError, match=r"flotilla.toml: sandbox.network: .*Fix: use one of 'off' or 'on'"):
         sandbox_for(load_settings(cwd=tmp_path, environ={}, user_file=tmp_path / "none.toml"))
+
+
+async def test_a_timed_out_command_inside_leaves_nothing_running(tmp_path: Path) -> None:
+    from test_durable_race_crash import wait_for
+    from test_subprocess_reaper import sleeping
+
+    seconds = "811.2345"
+    seen: list[MessagesRequest] = []
+
+    def answer(request: MessagesRequest) -> Any:
+        seen.append(request)
+        return reply("done")
+
+    command = f"sleep {seconds} & sleep {seconds}; echo never"
+    model = ScriptedModel([tool_calls(("Bash", {"command": command, "timeout": 1000})), answer], name="scripted:exec")
+    work = workdir(tmp_path)
+    await run(spec(), "wait", work, {"scripted:exec": model}, store=_store(work),
+              settings=settings_for(work, sandbox={"mode": "required"}))
+    assert "Command timed out after 1 s" in results_in(seen[0])[0].text()
+    wait_for(lambda: not sleeping(seconds), timeout=15)  # the namespace goes as its first process dies

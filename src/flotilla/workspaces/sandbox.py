@@ -1,7 +1,7 @@
 """The sandbox: an agent's commands confined to their worktree with bubblewrap (Linux).
 
 Inside, the whole filesystem is read-only except the worktree and a private
-``/tmp``; the user's home is an empty private folder but for the paths
+``/tmp``; the user's home is an empty folder but for the paths
 ``[sandbox] read``/``write`` list; the worktree's ``.git`` (and flotilla's own
 ``.flotilla``) stay read-only, since flotilla makes the commits; ``/proc`` and
 ``/dev`` are minimal and ``/run`` (where daemons' sockets live) is empty; the
@@ -123,6 +123,8 @@ class Sandbox:
             url = f"http://127.0.0.1:{_proxy.PORT}"
             inner.update({k: url for k in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")})
         mounts.sort(key=lambda m: len(Path(m[-1]).parts))  # a folder is mounted before what is inside it
+        if ("--tmpfs", str(self.home)) in mounts:  # once what shows through it is mounted: read-only
+            mounts.append(("--remount-ro", str(self.home)))
         share = ["--share-net"] if self.config.network == "on" else []
         return Confined([self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                          "--tmpfs", "/run", *[a for m in mounts for a in m], *_resolver(self.config),
@@ -140,7 +142,7 @@ class Sandbox:
 
 def confined_env(config: SandboxConfig, environ: dict[str, str] | os._Environ[str], home: Path) -> dict[str, str]:
     """The allow-listed environment: ``PATH``, ``LANG``/``LC_*``, ``TERM``, ``TZ``, ``env_passthrough``,
-    a ``HOME`` (empty and private inside) and ``TMPDIR``; everything else, secrets included, is dropped."""
+    ``HOME`` (empty inside, but for ``read``/``write``) and ``TMPDIR``; everything else, secrets included, is dropped."""
     patterns = (*ENV_ALLOWED, *config.env_passthrough)
     env = {k: v for k, v in environ.items() if any(fnmatchcase(k, p) for p in patterns)}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -195,7 +197,7 @@ def _mounts(config: SandboxConfig, workdir: Path, home: Path) -> list[tuple[str,
         # the worktree's neighbours stay read-only, as they are everywhere else (writes fail, not vanish)
         mounts.append(("--ro-bind", str(parent), str(parent)))
     if home != Path("/") and home.is_dir() and not _within(home, workdir):
-        mounts.append(("--tmpfs", str(home)))  # the home folder: empty, private, writable (a scratch HOME)
+        mounts.append(("--tmpfs", str(home)))  # the home folder: empty (and made read-only last)
         # but not the toolchains: the Python flotilla runs on (a venv links to it) and PATH's folders there
         for tool in _toolchains(home):
             mounts.append(("--ro-bind", tool, tool))
