@@ -87,7 +87,7 @@ class Sandbox:
     reason: str = ""
     """Why the commands are not confined (empty when they are)."""
     bwrap: str = "bwrap"
-    home: Path = field(default_factory=Path.home)
+    home: Path = field(default_factory=lambda: Path.home().resolve())
 
     def record(self) -> dict[str, Any]:
         """The run's record of the sandbox (in its meta)."""
@@ -112,7 +112,7 @@ class Sandbox:
         if not self.confined:
             return Confined(list(argv), {**os.environ, **(env or {})})
         workdir = Path(workdir).resolve()
-        inner = dict(confined_env(self.config, os.environ, self.home), **(env or {}))
+        inner = {**confined_env(self.config, os.environ, self.home), **(env or {})}
         mounts = _mounts(self.config, workdir, self.home)
         call = ""
         if self.config.network == "off" and self.config.allow_hosts:
