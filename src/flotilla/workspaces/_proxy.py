@@ -128,7 +128,7 @@ def _pump(read, dst):  # type: ignore[no-untyped-def] - its source also runs in 
         pass
 
 
-BRIDGE = "import socket, subprocess, sys, threading\n" + inspect.getsource(_pump) + r"""
+BRIDGE = "import os, socket, sys, threading\n" + inspect.getsource(_pump) + r"""
 path, call, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
 server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -151,7 +151,7 @@ def accept():
         client, _ = server.accept()
         threading.Thread(target=serve, args=(client,), daemon=True).start()
 threading.Thread(target=accept, daemon=True).start()
-code = subprocess.call(argv)
+code = os.waitstatus_to_exitcode(os.waitpid(os.posix_spawnp(argv[0], argv, os.environ), 0)[1])
 sys.exit(code if code >= 0 else 128 - code)
 """ % PORT
 """The program the sandbox runs around a command when ``allow_hosts`` is set: a listener on
