@@ -7,7 +7,8 @@
     │   ├── MissingApiKey         names the environment variable to set
     │   ├── AgentFileError        names the agent file and the field at fault
     │   ├── RepositoryError       not a repository, dirty, bare, detached HEAD …
-    │   └── NothingToResume       ``resume`` of a run that finished, failed or was stopped (exit 1)
+    │   ├── NothingToResume       ``resume`` of a run that finished, failed or was stopped (exit 1)
+    │   └── SandboxUnavailable    the sandbox is required and cannot work here: why, and the fix
     └── RunError                  something went wrong while running
         ├── ProviderError         a model call failed: ``status``, ``retryable``, ``retry_after``
         ├── BudgetExceeded        a call would start over a USD or token cap
@@ -56,6 +57,10 @@ class AgentFileError(UserError):
 
 class RepositoryError(UserError):
     """The git repository is not in a state flotilla can work from."""
+
+
+class SandboxUnavailable(UserError):
+    """``--sandbox required`` (or ``[sandbox] mode``) where bubblewrap cannot confine commands."""
 
 
 class RunError(FlotillaError):

@@ -75,6 +75,16 @@ class ToolDenied(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SandboxDenied(Event):
+    """The sandbox refused what a tool's command tried: a write outside the worktree, a hidden file,
+    a host not allowed. The command ran; this is what it was not let do."""
+
+    tool: str
+    reason: str
+    command: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class MessageAdded(Event):
     """One message of the transcript (its JSON form), as it happens."""
 

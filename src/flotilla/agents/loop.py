@@ -29,6 +29,7 @@ from ..models.budget import Meter
 from ..models.catalog import Catalog
 from ..protocols import EventSink, Model, RunStore, Steps
 from ..store import SQLiteStore, new_id
+from ..workspaces.sandbox import sandbox_for
 from . import advisor as advising
 from .hooks import Hooks
 from .limits import effective_limits
@@ -105,6 +106,7 @@ class _Run:
         self.tools.setdefault("Agent", AgentTool({n: a.description for n, a in self.agents.items()}))
         self.allowed = set(spec.allowed_tools())
         self.hooks = Hooks.load(workspace, self.settings, self.run_id)
+        self.sandbox = sandbox_for(self.settings)  # what the Bash tool's commands are confined by
         # A child's turns and clock are its own: its agent file's maxTurns, else [limits] (run_agent fills them).
         child_limits = Limits(max_turns=None, wall_clock_s=None, budget_usd=self.budget, max_depth=limits.max_depth,
                               max_parallel_subagents=limits.max_parallel_subagents)
@@ -156,7 +158,8 @@ class _Run:
         self.store.create_run("agent", title, parent_id=self.parent_run_id, run_id=self.run_id, exist_ok=True, meta={
             "agent": self.spec.name, "model": self.model_name, "workspace": str(self.workspace),
             "read_only": self.read_only, "depth": self.depth,
-            "advisor": self.advisor.model.name if self.advisor else None})
+            "advisor": self.advisor.model.name if self.advisor else None,
+            "sandbox": self.sandbox.record()})
         self.sink.emit(RunStarted(run_id=self.run_id, kind="agent", title=title, parent_id=self.parent_run_id))
         self._add(Message(role="user", content=task))
         error: str | None = None
@@ -252,7 +255,7 @@ class _Run:
             if verdict.updated_input is not None:
                 input = verdict.updated_input
         context = ToolContext(root=self.workspace, run_id=self.run_id, read_only=self.read_only,
-                              sink=self.sink, extras={SUBAGENTS: self.subagents})
+                              sink=self.sink, sandbox=self.sandbox, extras={SUBAGENTS: self.subagents})
 
         async def call_tool() -> ToolOutput:
             started = time.perf_counter()

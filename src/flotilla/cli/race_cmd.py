@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from ..errors import UserError
+from ._sandbox_flag import choose_sandbox, sandbox_option
 
 out = Console()
 err = Console(stderr=True)
@@ -54,6 +55,7 @@ def race(
     queue: bool = typer.Option(False, "--queue", help="Enqueue the attempts for `flotilla worker` processes."),
     remote: Optional[str] = typer.Option(None, "--remote",
                                          help="The git remote workers share (default: [worker] remote)."),
+    sandbox: Optional[str] = sandbox_option(),
 ) -> None:
     """Race one spec across models in git worktrees; verify, rank, merge the winner."""
     from ..patterns._race_report import LiveView, outcome_view
@@ -67,6 +69,7 @@ def race(
         spec = spec_file.read_text()
     if not spec or not spec.strip():
         raise UserError("give the spec as an argument or with --spec-file")
+    choose_sandbox(sandbox, Path.cwd(), err)
     session = Session(project=Path.cwd(), durable=durable_run or queue, store=store)
     config = race_config(session.settings)
     if not (check or config.check):

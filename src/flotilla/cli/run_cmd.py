@@ -12,6 +12,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -20,9 +21,11 @@ from ..agents.limits import LimitsConfig
 from ..agents.wiring import resolve_model_name, split_names
 from ..config import load_settings
 from ..errors import FlotillaError, UserError
-from ..events import AdvisorConsulted, Event, MessageAdded, ModelCalled, RunStarted, SteeringReceived, ToolCalled, ToolDenied
+from ..events import AdvisorConsulted, Event, MessageAdded, ModelCalled, RunStarted, SandboxDenied, SteeringReceived, ToolCalled, \
+    ToolDenied
 from ..models.catalog import Catalog
 from ..store import SQLiteStore, default_store_path
+from ._sandbox_flag import choose_sandbox, sandbox_option
 
 out = Console()
 err = Console(stderr=True)
@@ -61,6 +64,7 @@ def run(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON, no live display."),
     durable_run: bool = typer.Option(True, "--durable/--no-durable",
                                      help="Record every step so a crash resumes (`flotilla resume RUN`)."),
+    sandbox: Optional[str] = sandbox_option(),
 ) -> None:
     """Run one agent on a task in a workspace, with a live display and a summary."""
     from ..session import Session
@@ -68,6 +72,7 @@ def run(
     root = (cwd or Path.cwd()).resolve()
     if not root.is_dir():
         raise UserError(f"--cwd {root} is not a folder")
+    choose_sandbox(sandbox, root, err)
     session = Session(project=root, durable=durable_run, store=_store(root))
     display = None if json_output else _Display(agent)
     options = dict(model=model, advisor=advisor, fallback=split_names(fallback_model), max_turns=max_turns,
@@ -115,9 +120,9 @@ class _Display:
         elif isinstance(event, ToolCalled):
             self.tool_calls += 1
             self._note(f"{'✗' if event.is_error else '·'} {event.tool} {_brief(event.input)}")
-        elif isinstance(event, ToolDenied):
+        elif isinstance(event, (ToolDenied, SandboxDenied)):
             self.denied += 1
-            self._note(f"[red]denied[/] {event.tool}: {event.reason[:100]}")
+            self._note(f"[red]denied[/] {event.tool}: {escape(event.reason[:160])}")
         elif isinstance(event, AdvisorConsulted):
             self._note(f"[magenta]advisor[/] ({event.trigger}) {event.advice[:100]}")
         elif isinstance(event, SteeringReceived):

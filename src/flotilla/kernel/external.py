@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..workspaces.checks import run_shell
+from ..workspaces.sandbox import Sandbox
 
 DEFAULT_TEMPLATES: dict[str, str] = {
     "claude-code": "claude -p {spec} --model {model} --permission-mode acceptEdits",
@@ -58,13 +59,13 @@ def render(template: str, *, spec: str, model: str, workspace: Path, spec_file: 
 
 
 async def run_external(template: str, *, spec: str, model: str, workspace: Path, timeout: float,
-                       env: dict[str, str] | None = None) -> ExternalResult:
+                       env: dict[str, str] | None = None, sandbox: Sandbox | None = None) -> ExternalResult:
     """Runs an external agent in ``workspace`` and waits for it; kills its whole process group on timeout
     or cancellation. The spec is also written to ``.git``-private storage for ``{spec_file}``."""
     spec_file = _spec_file(workspace)
     spec_file.write_text(spec)
     command = render(template, spec=spec, model=model, workspace=workspace, spec_file=spec_file)
-    done = await run_shell(command, workspace, timeout=timeout, env=env)
+    done = await run_shell(command, workspace, timeout=timeout, env=env, sandbox=sandbox)
     return ExternalResult(command=command, exit_code=done.exit_code, output=done.output[-OUTPUT_TAIL:],
                           duration_s=done.duration_s, timed_out=done.timed_out)
 

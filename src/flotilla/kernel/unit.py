@@ -25,6 +25,7 @@ from ..errors import Cancelled
 from ..events import AttemptFinished, AttemptStarted, CheckRan, RunFinished, RunStarted, UnitState
 from ..workspaces import DEFAULT_DIR, Repo, Worktree, create_worktree, diff_stat, open_repo, remove_worktree, \
     run_setup
+from ..workspaces.sandbox import Sandbox, sandbox_for
 from ..workspaces.worktree import worktree_root
 from .agent_run import run_agent_in
 from .executor import Executor, task
@@ -154,7 +155,7 @@ async def run_unit(ex: Executor, unit: WorkUnit) -> UnitResult:
                                            directory=unit.worktree_dir)
         result.branch, result.path = worktree.branch, str(worktree.path)
         if unit.setup and fresh:
-            await run_setup(worktree, unit.setup, timeout=unit.check_timeout_s)
+            await run_setup(worktree, unit.setup, timeout=unit.check_timeout_s, sandbox=_sandbox(session, unit).for_checks())
         _state(session, unit, result, "running")
         if unit.worker.template is not None:
             done = await ex.step("unit:external", lambda: _external(session, unit, worktree))
@@ -256,13 +257,19 @@ async def _external(session: Any, unit: WorkUnit, worktree: Worktree) -> dict[st
 
     timeout = unit.timeout_s or LimitsConfig.load(session.settings_for(Path(unit.root))).wall_clock_s or None
     done = await run_external(unit.worker.template, spec=unit.instructions, model=unit.worker.model,
-                              workspace=worktree.path, timeout=timeout)
+                              workspace=worktree.path, timeout=timeout, sandbox=_sandbox(session, unit).for_external())
     if done.timed_out:
         return {"output": done.output, "error": f"{unit.worker.agent} timed out after {timeout:g}s", "stop": "timeout"}
     if not done.ok:
         return {"output": done.output, "stop": "error",
                 "error": f"{unit.worker.agent} exited {done.exit_code}: {done.output.strip()[-300:]}"}
     return {"output": done.output, "error": None, "stop": "end_turn"}
+
+
+def _sandbox(session: Any, unit: WorkUnit) -> Sandbox:
+    """The project's sandbox; checks and external CLIs are confined only when ``[sandbox] checks`` /
+    ``external`` ask for it."""
+    return sandbox_for(session.settings_for(Path(unit.root)))
 
 
 def _commit(worktree: Worktree, unit: WorkUnit, push: Any, *, wip: bool = False) -> list[Any]:
@@ -281,7 +288,7 @@ def _commit(worktree: Worktree, unit: WorkUnit, push: Any, *, wip: bool = False)
 
 async def _check(session: Any, unit: WorkUnit, worktree: Worktree) -> dict[str, Any]:
     assert unit.check is not None
-    done = await worktree.run(unit.check, timeout=unit.check_timeout_s)
+    done = await worktree.run(unit.check, timeout=unit.check_timeout_s, sandbox=_sandbox(session, unit).for_checks())
     session.emit(CheckRan(run_id=unit.parent_id, attempt=unit.name, command=unit.check, exit_code=done.exit_code,
                           passed=done.passed, summary=done.summary, duration_ms=done.duration_s * 1000))
     return done.to_dict()

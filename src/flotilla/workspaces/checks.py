@@ -14,6 +14,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import _reaper as reaper
+from .sandbox import UNCONFINED, Sandbox
+
 TAIL_CHARS = 4000
 
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|warnings?|deselected)")
@@ -73,19 +76,23 @@ class ShellResult:
     timed_out: bool = False
 
 
-async def run_shell(command: str, cwd: Path, *, timeout: float,
-                    env: dict[str, str] | None = None) -> ShellResult:
-    """Runs ``command`` through the shell in ``cwd``, in its own process group.
+async def run_shell(command: str, cwd: Path, *, timeout: float, env: dict[str, str] | None = None,
+                    sandbox: Sandbox | None = None) -> ShellResult:
+    """Runs ``command`` through the shell in ``cwd``, in its own process group, confined by
+    ``sandbox`` when one is given (``env`` then goes in beside its allow-listed environment).
 
     On timeout or cancellation the whole group is killed, so nothing it started
-    outlives it. The command's own failure is a result, never an exception.
+    outlives it; if flotilla itself is killed, the reaper kills it. The command's
+    own failure is a result, never an exception.
     """
     start = time.monotonic()
-    proc = await asyncio.create_subprocess_shell(
-        command, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, **(env or {}), "FLOTILLA_WORKSPACE": str(cwd)})
+    confined = (sandbox or UNCONFINED).command(["/bin/sh", "-c", command], cwd,
+                                               {**(env or {}), "FLOTILLA_WORKSPACE": str(cwd)})
+    proc = await asyncio.create_subprocess_exec(
+        *confined.argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True, env=confined.env)
     timed_out = False
+    reaper.track(proc.pid)
     try:
         output, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
@@ -95,14 +102,17 @@ async def run_shell(command: str, cwd: Path, *, timeout: float,
     except BaseException:  # cancelled (Ctrl-C, budget): leave nothing running behind us
         kill_group(proc.pid)
         raise
+    finally:
+        reaper.untrack(proc.pid)
     return ShellResult(exit_code=None if timed_out else proc.returncode, output=output.decode(errors="replace"),
                        duration_s=time.monotonic() - start, timed_out=timed_out)
 
 
-async def run_check(command: str, cwd: Path, *, timeout: float = 600.0,
-                    env: dict[str, str] | None = None) -> CheckResult:
-    """Runs a check command in ``cwd``; never raises for the command's own failure."""
-    done = await run_shell(command, cwd, timeout=timeout, env=env)
+async def run_check(command: str, cwd: Path, *, timeout: float = 600.0, env: dict[str, str] | None = None,
+                    sandbox: Sandbox | None = None) -> CheckResult:
+    """Runs a check command in ``cwd`` (confined by ``sandbox``, if any); never raises for the command's
+    own failure."""
+    done = await run_shell(command, cwd, timeout=timeout, env=env, sandbox=sandbox)
     return CheckResult(command=command, exit_code=done.exit_code, tail=done.output[-TAIL_CHARS:],
                        duration_s=done.duration_s, timed_out=done.timed_out, pytest=parse_pytest(done.output))
 

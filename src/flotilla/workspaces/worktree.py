@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import RepositoryError
 from ._git import GitError, Repo, git, identity_args, out
 from .checks import CheckResult, run_check
+from .sandbox import Sandbox
 
 DEFAULT_DIR = ".flotilla/worktrees"
 BRANCH_PREFIX = "flotilla/"
@@ -58,9 +59,9 @@ class Worktree:
     def head(self) -> str:
         return out(self.path, "rev-parse", "HEAD")
 
-    async def run(self, command: str, timeout: float = 600.0) -> CheckResult:
-        """Runs a check command here; see ``checks.run_check``."""
-        return await run_check(command, self.path, timeout=timeout, env=self.extra_env)
+    async def run(self, command: str, timeout: float = 600.0, sandbox: Sandbox | None = None) -> CheckResult:
+        """Runs a check command here, confined by ``sandbox`` if given; see ``checks.run_check``."""
+        return await run_check(command, self.path, timeout=timeout, env=self.extra_env, sandbox=sandbox)
 
 
 def create_worktree(repo: Repo, run_id: str, attempt: str, base: str, *,
@@ -169,9 +170,10 @@ def _matches(rel: str, pattern: str) -> bool:
     return fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(Path(rel).name, pattern)
 
 
-async def run_setup(worktree: Worktree, command: str, timeout: float = 600.0) -> None:
+async def run_setup(worktree: Worktree, command: str, timeout: float = 600.0,
+                    sandbox: Sandbox | None = None) -> None:
     """Runs the project's setup command in a fresh worktree; a failure stops that attempt only."""
-    result = await worktree.run(command, timeout=timeout)
+    result = await worktree.run(command, timeout=timeout, sandbox=sandbox)
     if not result.passed:
         raise GitError(f"setup command {command!r} failed in {worktree.path} "
                        f"(exit {result.exit_code}): {result.tail[-500:]}")

@@ -30,5 +30,7 @@ class ToolContext:
     """When set, tools that write refuse (the runtime also enforces this before calling)."""
     sink: Any = field(default_factory=NullSink)
     """Where tools may emit events (an ``EventSink``)."""
+    sandbox: Any = None
+    """The ``workspaces.sandbox.Sandbox`` the run's commands are confined by; None runs them as they are."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Runtime services a tool may need (the ``Agent`` tool's subagent runner, say)."""

@@ -12,10 +12,13 @@ import codecs
 import contextlib
 import fnmatch
 import os
-import signal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ...events import SandboxDenied
+from ...workspaces import _reaper as reaper
+from ...workspaces.checks import kill_group
 from .base import ToolContext, ToolOutput
 from .paths import inside
 from .schema import ToolError, guarded
@@ -66,6 +69,8 @@ class Bash:
             "- Each call starts a fresh shell in the workspace root: `cd` and variables do not carry "
             "over. Background processes (`&`) are stopped when the command finishes.\n"
             "- API keys and tokens in the environment are not passed to the shell.\n"
+            "- When the sandbox is on, only the workspace and /tmp are writable, the home folder is empty, "
+            "`.git` is read-only and the network may be off; a refusal is said at the end of the output.\n"
             "- Prefer Read, Glob, Grep and Edit over cat, find, grep and sed."
         )
 
@@ -78,10 +83,21 @@ class Bash:
         if not root.is_dir():
             raise ToolError(f"the workspace root {root} is not a directory")
         before = await _dirty_files(root)
-        env = {k: v for k, v in os.environ.items() if not any(fnmatch.fnmatchcase(k, p) for p in self.hide_env)}
-        output, code, timed_out = await run_group(input["command"], root, timeout_s, self.output_limit, env)
+        argv = ["bash", "-c", input["command"]]
+        sandbox = context.sandbox if context.sandbox is not None and context.sandbox.confined else None
+        if sandbox is not None:  # the allow-listed environment, inside bubblewrap
+            confined = sandbox.command(argv, root)
+            argv, env = confined.argv, confined.env
+        else:
+            env = {k: v for k, v in os.environ.items() if not any(fnmatch.fnmatchcase(k, p) for p in self.hide_env)}
+        output, code, timed_out = await run_group(argv, root, timeout_s, self.output_limit, env)
         changed = await _changed_since(before, root) if before is not None else []
         output = output.rstrip("\n")
+        if sandbox is not None and (refused := sandbox.explain(confined, output, root)):
+            for reason in refused:
+                context.sink.emit(SandboxDenied(run_id=context.run_id, tool=self.name, reason=reason,
+                                                command=input["command"][:300]))
+            output = "\n".join([output, *refused]).lstrip("\n")
         if timed_out:
             text = (f"Command timed out after {timeout_s:g} s; it and every process it started "
                     f"were killed.\n{output}").rstrip()
@@ -92,19 +108,20 @@ class Bash:
         return ToolOutput(f"{output}\n{status}".lstrip("\n"), is_error=True, files_changed=changed)
 
 
-async def run_group(command: str, cwd: Path, timeout_s: float, limit: int,
+async def run_group(argv: Sequence[str], cwd: Path, timeout_s: float, limit: int,
                     env: dict[str, str] | None = None) -> tuple[str, int | None, bool]:
-    """Runs ``bash -c command`` in a new process group; returns (output, exit code, timed out).
+    """Runs ``argv`` (``bash -c …``, maybe inside the sandbox) in a new process group; returns
+    (output, exit code, timed out).
 
-    The group is killed when the shell ends, on timeout, and on cancellation
-    (which is then re-raised).
+    The group is killed when the shell ends, on timeout, on cancellation
+    (which is then re-raised), and by the reaper if flotilla itself dies.
     """
     # our own pipe, not asyncio's: asyncio's wait() also waits for its pipes to close, which
     # a background child holding stdout would delay until it exits
     read_fd, write_fd = os.pipe()
     pipe = os.fdopen(read_fd, "rb", buffering=0)
     spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
-        "bash", "-c", command, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=write_fd, stderr=write_fd, start_new_session=True,
     ))
     try:
@@ -120,6 +137,15 @@ async def run_group(command: str, cwd: Path, timeout_s: float, limit: int,
         raise
     finally:
         os.close(write_fd)
+    reaper.track(proc.pid)
+    try:
+        return await _collect(proc, pipe, timeout_s, limit)
+    finally:
+        reaper.untrack(proc.pid)
+
+
+async def _collect(proc: asyncio.subprocess.Process, pipe: Any, timeout_s: float,
+                   limit: int) -> tuple[str, int | None, bool]:
     buffer = _Capped(limit)
     transport: asyncio.BaseTransport | None = None
     reader: asyncio.Task[None] | None = None
@@ -154,13 +180,8 @@ async def run_group(command: str, cwd: Path, timeout_s: float, limit: int,
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
     """Kills the process group of ``proc`` (background jobs included) and reaps the shell."""
-    _kill_group(proc.pid)
+    kill_group(proc.pid)
     await proc.wait()
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 async def _pump(stream: asyncio.StreamReader, buffer: _Capped) -> None:
