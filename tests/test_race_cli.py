@@ -124,7 +124,10 @@ def test_gc_from_the_command_cleans_a_crashed_race(tmp_path):
 
 def test_demo_end_to_end(tmp_path):
     started = time.monotonic()
-    done = subprocess.run([*FLOTILLA, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    # os.environ given explicitly: pytest imports readline, which exports COLUMNS=80 to any child that
+    # inherits the process environment, and piped output honours COLUMNS
+    done = subprocess.run([*FLOTILLA, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ))
     assert done.returncode == 0, done.stdout + done.stderr
     text = done.stdout
     assert "winning diff: a1" in text and "merged a1 into main" in text

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from ._console import make_console
 from pydantic import BaseModel, ConfigDict
-from rich.console import Console
 
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 class WorkerConfig(BaseModel):

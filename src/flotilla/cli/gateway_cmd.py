@@ -8,12 +8,12 @@ import time
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import UserError
+from ._console import make_console
 
-out = Console()
+out = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         allowed = [m.strip() for m in (models or "").split(",") if m.strip()]
         secret = _keys(store).create(name, budget_usd=budget_usd, models=allowed)
         out.print(secret, highlight=False, soft_wrap=True)
-        Console(stderr=True).print(f"key {name!r} created; store it now, it cannot be shown again")
+        make_console(stderr=True).print(f"key {name!r} created; store it now, it cannot be shown again")
 
     @keys.command("list")
     def list_(store: Optional[str] = typer.Option(None, help="Run store path.")) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 
 from ..errors import UserError
+from ._console import make_console
 
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -246,7 +246,7 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Keep the demo reposito
     """Race three scripted attempts on a small library, offline, and merge the winner."""
     from ..demo import run_demo
 
-    code = run_demo(keep=keep)
+    code = run_demo(out, keep=keep)
     if code:
         raise SystemExit(code)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -23,9 +23,10 @@ from ..errors import FlotillaError, UserError
 from ..events import AdvisorConsulted, Event, MessageAdded, ModelCalled, RunStarted, SteeringReceived, ToolCalled, ToolDenied
 from ..models.catalog import Catalog
 from ..store import SQLiteStore, default_store_path
+from ._console import make_console
 
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,60 @@
+"""Piped output as a CI log or ``grep`` sees it: one line per message, tables as wide as they need."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from test_race_support import CHECK, make_repo
+
+FLOTILLA = [str(Path(sys.executable).parent / "flotilla")]
+
+
+def flotilla(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    return subprocess.run([*FLOTILLA, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**environ, "FLOTILLA_STORE": str(cwd.parent / "store.db"), **env})
+
+
+def long_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / ("a-rather-long-folder-name-" * 3) / ("and-another-one-below-it-" * 3)
+    assert len(str(folder)) > 120
+    return folder
+
+
+def line_with(text: str, needle: str) -> str:
+    return next(line for line in text.splitlines() if needle in line)
+
+
+def test_a_refusal_under_a_long_path_is_one_line_with_the_whole_path(tmp_path):
+    plain = long_folder(tmp_path) / "plain"
+    plain.mkdir(parents=True)
+    done = flotilla(plain, "race", "x", "--agent", "cmd:true", "--check", "true")
+    assert done.returncode == 2
+    assert f"{plain} is not a git repository" in line_with(done.stderr, "not a git repository")
+
+    repo = make_repo(long_folder(tmp_path) / "repo")
+    (repo / "calc.py").write_text("x\n")
+    dirty = flotilla(repo, "race", "x", "--agent", "cmd:true", "--check", "true")
+    line = line_with(dirty.stderr, "uncommitted changes")
+    assert dirty.returncode == 2 and str(repo) in line and "--allow-dirty" in line
+
+
+def test_a_piped_race_table_never_breaks_a_model_name(tmp_path):
+    repo = make_repo(long_folder(tmp_path) / "repo")
+    model = "lab:lab-fixer-good-with-a-long-name-that-would-not-fit-in-eighty-columns"
+    fix = f"cmd:{sys.executable} -c \"import pathlib; p = pathlib.Path('calc.py'); " \
+          "p.write_text(p.read_text().replace('a - b', 'a + b'))\""
+    done = flotilla(repo, "race", "Fix add", "--agent", fix, "-m", model, "--check", CHECK, "--no-durable")
+    assert done.returncode == 0, done.stderr
+    row = line_with(done.stdout, " a1 ")
+    assert model in row and "✓" in row
+    assert "merged a1 into main" in done.stdout
+
+    narrow = flotilla(repo, "runs", COLUMNS="60")
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 60  # COLUMNS still sets the width
+
+    listed = flotilla(repo, "runs")
+    assert "Fix add" in line_with(listed.stdout, " race ")
