@@ -94,11 +94,18 @@ def resume(
     store_path: Optional[str] = typer.Option(None, "--store", help="Run store path."),
 ) -> None:
     """Continue a crashed or stopped durable run from its last finished step."""
-    from ..store import open_store
+    from ..errors import UserError
+    from ..store import open_store, store_location, why_not_resumable
 
-    durable = load_workflows()
+    if not store_location(store_path).is_file():
+        raise UserError(f"no run {run!r}: {store_location(store_path)} does not exist (nothing has run here yet)")
     store = open_store(store_path)
     record = store.get_run(run)
+    why = why_not_resumable(record)
+    if why:  # a finished or stopped run: say so, and exit non-zero (nothing was done)
+        err.print(why, highlight=False)
+        raise SystemExit(1)
+    durable = load_workflows()
 
     async def go() -> Any:
         recovered = launch_recovering(durable, durable_url(store.path))  # this run among them, if it crashed

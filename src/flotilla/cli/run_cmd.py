@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -13,6 +12,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -22,7 +22,7 @@ from ..config import load_settings
 from ..errors import FlotillaError, UserError
 from ..events import AdvisorConsulted, Event, MessageAdded, ModelCalled, RunStarted, SteeringReceived, ToolCalled, ToolDenied
 from ..models.catalog import Catalog
-from ..store import SQLiteStore, default_store_path
+from ..store import SQLiteStore, new_id, store_location
 from ._console import make_console
 
 out = make_console()
@@ -39,7 +39,22 @@ def register(app: typer.Typer) -> None:
 
 
 def _store(cwd: Path | None = None) -> SQLiteStore:
-    return SQLiteStore(os.environ.get("FLOTILLA_STORE") or default_store_path((cwd or Path.cwd()).resolve()))
+    return SQLiteStore(store_location(root=(cwd or Path.cwd()).resolve()))
+
+
+def _existing_store(cwd: Path | None = None) -> SQLiteStore | None:
+    """The store to read, or None when there is none yet (reading must not create one)."""
+    path = store_location(root=(cwd or Path.cwd()).resolve())
+    return SQLiteStore(path) if path.is_file() else None
+
+
+def _reading(cwd: Path | None = None) -> SQLiteStore:
+    store = _existing_store(cwd)
+    if store is None:
+        path = store_location(root=(cwd or Path.cwd()).resolve())
+        raise UserError(f"no runs here: {path} does not exist (nothing has run in this project yet; "
+                        "--cwd or FLOTILLA_STORE point at another project's store)")
+    return store
 
 
 # -- flotilla run ------------------------------------------------------------------
@@ -69,35 +84,43 @@ def run(
     store = _store(root)
     limits = Limits(max_turns=max_turns, wall_clock_s=timeout, budget_usd=budget_usd)
     display = None if json_output else _Display(spec.name)
+    run_id = new_id()
     if durable_run:
-        coro = _durable_run(spec.name, task, root, store, display, model=model, advisor=advisor,
+        coro = _durable_run(spec.name, task, root, store, display, run_id=run_id, model=model, advisor=advisor,
                             fallback=split_names(fallback_model), limits=limits, read_only=True if read_only else None)
     else:
         coro = run_agent(spec, task, root, model=model, advisor=advisor, fallback=split_names(fallback_model),
-                         limits=limits, store=store, sink=display, settings=settings,
+                         limits=limits, store=store, sink=display, settings=settings, run_id=run_id,
                          read_only=True if read_only else None)
-    if display is None:
-        result = asyncio.run(coro)
-        out.print_json(json.dumps(_result_json(result)))
-    else:
-        with Live(display.render(), console=err, refresh_per_second=8, transient=True) as live:
-            display.live = live
+    try:
+        if display is None:
             result = asyncio.run(coro)
-        _summary(result, display)
+            out.print_json(json.dumps(_result_json(result)))
+        else:
+            with Live(display.render(), console=err, refresh_per_second=8, transient=True) as live:
+                display.live = live
+                result = asyncio.run(coro)
+            _summary(result, display)
+    except KeyboardInterrupt:
+        status = _status(store, run_id) if store.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)) else ""
+        if not status:
+            raise
+        err.print(f"[yellow]interrupted:[/] stopped run {run_id} ({status}); the files it changed stay in "
+                  f"{escape(str(root))}; `flotilla show {run_id}` shows its transcript", highlight=False)
+        raise SystemExit(130) from None  # click would swallow a KeyboardInterrupt's message
     raise typer.Exit(0 if result.stop_reason == "end_turn" else 1)
 
 
-async def _durable_run(agent: str, task: str, root: Path, store: SQLiteStore, display: Any, **options: Any) -> AgentResult:
+async def _durable_run(agent: str, task: str, root: Path, store: SQLiteStore, display: Any, *, run_id: str,
+                       **options: Any) -> AgentResult:
     """The run as a durable workflow in this process; launching also recovers this machine's crashed runs.
     Ctrl-C cancels it for good (it is recorded as cancelled, not left to resume)."""
     from ..agents import durable_run
-    from ..store import new_id
     from .durable_cmd import durable_url, finish_recovered, launch_recovering, load_workflows
 
     durable = load_workflows()
     recovered = launch_recovering(durable, durable_url(store.path))
     try:
-        run_id = new_id()
         durable_run.LIVE[run_id] = display
         job = durable_run.agent_job(agent, task, root, run_id=run_id, store=store.path, **options)
         handle = await durable.start(durable_run.agent_workflow, job, workflow_id=run_id)
@@ -241,7 +264,10 @@ def runs(limit: int = typer.Option(20, "--limit", "-n", help="How many runs to l
          kind: Optional[str] = typer.Option(None, "--kind", help="Only runs of this kind (agent, race, …)."),
          cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to read.")) -> None:
     """List recent runs, newest first."""
-    store = _store(cwd)
+    store = _existing_store(cwd)
+    if store is None:
+        err.print(f"no runs yet: {store_location(root=(cwd or Path.cwd()).resolve())} does not exist", highlight=False)
+        return
     rows = store.list_runs(kind=kind, limit=limit)
     cost: dict[str, float] = {}
     for row in store.usage([r["id"] for r in rows]):
@@ -264,7 +290,7 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
          cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to read."),
          json_output: bool = typer.Option(False, "--json", help="Print the run, transcript and usage as JSON.")) -> None:
     """Show one run: its transcript, and usage and cost by model (subagents included)."""
-    store = _store(cwd)
+    store = _reading(cwd)
     run = store.get_run(run_id)
     family = _family(store, run["id"])
     messages = [e["message"] for e in store.events(run["id"], "MessageAdded")]
@@ -341,7 +367,7 @@ def steer(run_id: str = typer.Argument(..., help="The running run to steer."),
     """Put a message (and/or a switch to read-only) in a running run's inbox; it arrives before its next model call."""
     if not message and not read_only:
         raise UserError("give a message, --read-only, or both")
-    store = _store(cwd)
+    store = _reading(cwd)
     run = _running(store, run_id)
     store.send_steering(run["id"], message, read_only=read_only)
     if read_only:  # its running subagents too: read-only must not leak out through a child
@@ -354,7 +380,7 @@ def steer(run_id: str = typer.Argument(..., help="The running run to steer."),
 def stop(run_id: str = typer.Argument(..., help="The running run to stop."),
          cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to use.")) -> None:
     """Ask a running run (and its running subagents) to end cleanly before their next model call."""
-    store = _store(cwd)
+    store = _reading(cwd)
     run = _running(store, run_id)
     # A parent takes its inbox only between its own model calls; its subagents are asked directly.
     targets = [i for i in _family(store, run["id"]) if store.get_run(i)["status"] == "running"]
