@@ -31,10 +31,10 @@ class _FittingConsole(Console):
 
 def make_console(*, stderr: bool = False) -> Console:
     """A console on stdout (or stderr): Rich's own on a terminal; when piped, no wrapping at 80 columns."""
-    console = Console(stderr=stderr)
+    console = Console(stderr=stderr, emoji=False)  # ``nosuch:x:`` is a model name, not an emoji code
     if console.is_terminal:  # Rich's own test: a tty, or FORCE_TERMINAL / TTY_COMPATIBLE set
         return console
     columns = os.environ.get("COLUMNS", "")
     width = int(columns) if columns.isdigit() and int(columns) > 0 else UNBOUNDED
-    return _FittingConsole(stderr=stderr, width=width, soft_wrap=True)
+    return _FittingConsole(stderr=stderr, width=width, soft_wrap=True, emoji=False)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from ..errors import UserError
 from ._console import make_console
@@ -54,7 +55,9 @@ def race(
     from ..agents.loader import load_agents
     from ..config import load_settings
     from ..models.catalog import Catalog
-    from ..patterns._race_report import LiveView, outcome_view
+    from ..patterns._race_report import LiveView, outcome_view, stopped_line
+    from ..patterns._preflight import preflight
+    from ..patterns._race_plan import estimate_line
     from ..patterns.race import RaceOptions, build_plans, estimate, race_config, run_race
     from ..store import open_store
     from ..workspaces import open_repo, require_branch, require_clean
@@ -78,19 +81,12 @@ def race(
     catalog = Catalog.load(settings.data)
     fallback = [f.strip() for f in (fallback_model or "").split(",") if f.strip()]
     plans = build_plans(model, n=n, agent=agent, config=config, default_model=settings.model, fallback=fallback)
-    agents: dict[str, Any] = {}
-    if any(p.template is None for p in plans):
-        agents, _errors = load_agents(repo.root)
-        if agent not in agents:
-            raise UserError(f"no agent named {agent!r}; flotilla agents: {', '.join(sorted(agents))}; "
-                            "external: claude-code, codex, gemini, aider, cmd:'TEMPLATE'")
-    per, total = estimate(plans, config=config, catalog=catalog, agents=agents)
-    known = [p for p in per if p is not None]
-    each = f"~${sum(known) / len(known):.2f}" if known else "?"
-    cap = f", capped at ${budget_usd:.2f}" if budget_usd is not None else ""
-    unknown = f" (+{len(per) - len(known)} unpriced)" if len(known) < len(per) else ""
-    attempts = f"{len(plans)} attempt{'s' if len(plans) != 1 else ''}"
-    err.print(f"estimate: {attempts} × {each} = ~${total:.2f}{unknown}{cap}", highlight=False)
+    agents, _errors = load_agents(repo.root) if any(p.template is None for p in plans) else ({}, [])
+    for warning in preflight(plans, check=check, agents=agents, settings=settings, catalog=catalog,
+                             parallel=parallel, judge=judge):
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    per, _total = estimate(plans, config=config, catalog=catalog, agents=agents)
+    err.print(escape(estimate_line(plans, per, budget_usd=budget_usd)), highlight=False)
     options = RaceOptions(spec=spec, check=check, plans=plans, base=base, parallel=parallel or config.parallel,
                           judge=judge, pick=pick, keep=keep, budget_usd=budget_usd, allow_dirty=allow_dirty,
                           setup=setup or config.setup, worktree_dir=config.worktree_dir,
@@ -100,22 +96,30 @@ def race(
         from .durable_cmd import worker_config
 
         remote = remote or worker_config(settings).remote
-    with LiveView(err, enabled=err.is_terminal and not as_json) as view:
-        def observe(race_id: str, attempts: list[Any]) -> None:
-            err.print(f"race {race_id}: {len(attempts)} attempt{'s' if len(attempts) != 1 else ''} from "
-                      f"{options.base}", highlight=False)
-            view.observe(race_id, attempts)
+    started: list[str] = []
+    try:
+        with LiveView(err, enabled=err.is_terminal and not as_json) as view:
+            def observe(race_id: str, attempts: list[Any]) -> None:
+                started.append(race_id)
+                err.print(f"race {race_id}: {len(attempts)} attempt{'s' if len(attempts) != 1 else ''} from "
+                          f"{options.base}", highlight=False)
+                view.observe(race_id, attempts)
 
-        if durable_run or queue:
-            result = _durable_race(options, repo.root, run_store, observe, queue=queue, remote=remote)
-        else:
-            result = asyncio.run(run_race(options, root=repo.root, store=run_store, settings=settings,
-                                          agents=agents, catalog=catalog, observe=observe)).to_dict()
+            if durable_run or queue:
+                result = _durable_race(options, repo.root, run_store, observe, queue=queue, remote=remote)
+            else:
+                result = asyncio.run(run_race(options, root=repo.root, store=run_store, settings=settings,
+                                              agents=agents, catalog=catalog, observe=observe)).to_dict()
+    except KeyboardInterrupt:
+        if not started:
+            raise
+        err.print(f"[yellow]interrupted:[/] {escape(stopped_line(run_store.get_run(started[0])))}", highlight=False)
+        raise SystemExit(130) from None  # click would swallow a KeyboardInterrupt's message
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     else:
         out.print(outcome_view(run_store.get_run(result["race_id"])["result"]))
-    if result["winner"] is None:
+    if result["winner"] is None or result.get("merge_error"):
         raise SystemExit(1)  # typer.Exit's code is lost in non-standalone mode
 
 
@@ -252,8 +256,10 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Keep the demo reposito
 
 
 def _race(store: str | None, run: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    from ..store import open_store
+    from ..store import open_store, store_location
 
+    if not store_location(store).is_file():
+        raise UserError(f"no race {run!r}: {store_location(store)} does not exist (nothing has run here yet)")
     run_store = open_store(store)
     record = run_store.get_run(run)
     if record["kind"] != "race":

@@ -25,18 +25,12 @@ def build_model(name: str, *, settings: Settings | None = None, catalog: Catalog
     """
     settings = settings if settings is not None else load_settings()
     catalog = catalog if catalog is not None else Catalog.load(settings.data)
-    resolved = catalog.resolve(name, inherit=settings.model if name.strip() in ("", "inherit") else None)
+    resolved, config, key = _provider(name, settings, catalog, os.environ if environ is None else environ)
     provider, _, model = resolved.partition(":")
-    providers = settings.providers()
-    config = providers.get(provider)
-    if config is None or not model:
-        raise UnknownModel(provider if config is None else resolved, sorted(providers),
-                           kind="provider" if config is None else "model (expected provider:model)")
     if config.kind == "scripted":
         from ..testing.registry import scripted_model
 
         return scripted_model(model)
-    key = api_key(provider, config, os.environ if environ is None else environ)
     options: dict[str, Any] = {"api_key": key, "base_url": config.base_url, "provider": provider,
                                "headers": dict(config.headers)}
     if timeout is not None:
@@ -48,6 +42,32 @@ def build_model(name: str, *, settings: Settings | None = None, catalog: Catalog
     from .openai import OpenAIModel
 
     return OpenAIModel(model, **options)
+
+
+def check_model(name: str, *, settings: Settings, catalog: Catalog,
+                environ: Mapping[str, str] | None = None) -> str:
+    """What ``build_model`` would refuse, found without building anything: the name resolves, its
+    provider exists, its key is set (or its scripted model is registered). Returns ``provider:model``."""
+    resolved, config, _key = _provider(name, settings, catalog, os.environ if environ is None else environ)
+    if config.kind == "scripted":
+        from ..testing.registry import scripted_names
+
+        if resolved not in scripted_names():
+            raise UnknownModel(resolved, scripted_names(), kind="scripted model")
+    return resolved
+
+
+def _provider(name: str, settings: Settings, catalog: Catalog,
+              environ: Mapping[str, str]) -> tuple[str, ProviderConfig, str | None]:
+    resolved = catalog.resolve(name, inherit=settings.model if name.strip() in ("", "inherit") else None)
+    provider, _, model = resolved.partition(":")
+    providers = settings.providers()
+    config = providers.get(provider)
+    if config is None or not model:
+        raise UnknownModel(provider if config is None else resolved, sorted(providers),
+                           kind="provider" if config is None else "model (expected provider:model)")
+    key = None if config.kind == "scripted" else api_key(provider, config, environ)
+    return resolved, config, key
 
 
 def api_key(provider: str, config: ProviderConfig, environ: Mapping[str, str]) -> str | None:

@@ -122,3 +122,14 @@ def _describe(exc: BaseException) -> str:
         return "stream closed by the caller before it ended"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def format_cost(usd: float | None, *, tokens: int = 0, metered: bool = True, digits: int = 4) -> str:
+    """A USD amount for a person: ``$0.0123``, or ``—`` when it is not known, never ``$0.0000``.
+
+    It is not known when there is no amount, when nothing metered it (an external agent CLI reports
+    no cost), or when tokens were spent but cost nothing (a model the catalog has no price for).
+    """
+    if usd is None or not metered or (tokens and not usd):
+        return "—"
+    return f"${usd:.{digits}f}"

@@ -79,7 +79,7 @@ class Attempt:
         if self.status in ("cancelled", "budget"):
             return "stopped before it finished" + (" (budget spent)" if self.status == "budget" else "")
         if self.status == "failed":
-            return f"the attempt failed: {(self.error or 'unknown error')[:120]}"
+            return f"the attempt failed: {(self.error or 'unknown error').strip().splitlines()[0]}"
         if self.check is None:
             return "its check never ran"
         return f"its check failed ({self.check.get('summary', '')})"

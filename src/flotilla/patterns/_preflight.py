@@ -1,0 +1,109 @@
+"""Race pre-flight: what can be known wrong before a branch, a worktree or a run row exists.
+
+An attempt that fails in its first second because a model name is misspelt, a key is not set or
+an external agent is not installed costs a worktree, a branch and a run row per attempt, and its
+reason is buried in a table. Every such mistake is found here first and reported together, each
+naming what was wrong and the fix; nothing has been created when it raises.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ._attempt import AttemptPlan
+from ._external import render
+
+EXTERNAL = "claude-code, codex, gemini, aider, cmd:'TEMPLATE'"
+
+
+def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], settings: Any, catalog: Any,
+              parallel: int | None = None, judge: str | None = None,
+              environ: Mapping[str, str] | None = None) -> list[str]:
+    """Raises one ``UserError`` listing every problem that stops the race; returns warnings (a check
+    whose program is not found yet, since the setup command may create it)."""
+    from ..models.providers import check_model
+
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    if parallel is not None and parallel < 1:
+        problems.append(f"--parallel must be at least 1 (got {parallel})")
+
+    def model_ok(name: str, what: str) -> None:
+        try:
+            check_model(name, settings=settings, catalog=catalog, environ=environ)
+        except UserError as exc:
+            problems.append(f"{what}: {exc}")
+
+    seen: set[tuple[str, str, str | None]] = set()
+    for plan in plans:
+        if (plan.agent, plan.model, plan.template) in seen:
+            continue
+        seen.add((plan.agent, plan.model, plan.template))
+        if plan.template is not None:
+            problems += template_problems(plan.agent, plan.template)
+            continue
+        spec = agents.get(plan.agent)
+        if spec is None:
+            problems.append(f"--agent {plan.agent}: no such agent; flotilla agents: {', '.join(sorted(agents))}; "
+                            f"external: {EXTERNAL}")
+            continue
+        model_ok(plan.model or _agent_model(spec, settings, catalog, environ), f"--model {plan.model or '(default)'}")
+        for fallback in plan.fallback:
+            model_ok(fallback, f"--fallback-model {fallback}")
+    if judge:
+        model_ok(judge, f"--judge {judge}")
+    if problems:
+        raise UserError("the race cannot start (nothing was created):\n  " + "\n  ".join(dict.fromkeys(problems)))
+    program = _program(check)
+    if program and not _found(program, environ):
+        return [f"--check {check!r}: {program!r} is not found on PATH (fine if the setup command creates it)"]
+    return []
+
+
+def template_problems(agent: str, template: str) -> list[str]:
+    """A command template that cannot be filled in, or whose program is not installed."""
+    try:
+        command = render(template, spec="spec", model="model", workspace=Path("."), spec_file=Path("spec.md"))
+    except UserError as exc:
+        return [f"--agent {agent}: {exc}"]
+    try:
+        program = _program(command)
+    except ValueError as exc:
+        return [f"--agent {agent}: the command {command!r} cannot be parsed ({exc})"]
+    if program and not _found(program, os.environ):
+        return [f"--agent {agent}: {program!r} is not found on PATH; install it, or give its full path"]
+    return []
+
+
+def _agent_model(spec: Any, settings: Any, catalog: Any, environ: Mapping[str, str]) -> str:
+    from ..agents.wiring import resolve_model_name
+
+    try:
+        return resolve_model_name(spec, settings, catalog, environ=dict(environ))
+    except UserError:
+        return spec.model  # check_model names the problem
+
+
+def _program(command: str) -> str | None:
+    """The program a shell command line starts (after any ``VAR=value`` assignments)."""
+    for word in shlex.split(command):
+        if "=" in word and not word.startswith(("=", "/", ".")) and word.split("=", 1)[0].isidentifier():
+            continue
+        return word
+    return None
+
+
+def _found(program: str, environ: Mapping[str, str]) -> bool:
+    if "/" in program:
+        return os.access(program, os.X_OK)
+    if shutil.which(program, path=environ.get("PATH")):
+        return True
+    # a shell builtin or keyword (cd, export, if …) is not on PATH but runs
+    return subprocess.run(["sh", "-c", 'command -v "$1"', "sh", program], capture_output=True).returncode == 0
