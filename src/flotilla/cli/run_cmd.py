@@ -16,12 +16,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..agents import AgentResult, Limits, get_agent, load_agents, run_agent
+from ..agents import AgentResult, Limits, get_agent, run_agent
 from ..agents.wiring import resolve_model_name, split_names
 from ..config import load_settings
 from ..errors import FlotillaError, UserError
 from ..events import AdvisorConsulted, Event, MessageAdded, ModelCalled, RunStarted, SteeringReceived, ToolCalled, ToolDenied
 from ..models.catalog import Catalog
+from ..models.usage import format_cost, rows_cost
 from ..store import SQLiteStore, new_id, store_location
 from ._console import make_console
 
@@ -81,6 +82,8 @@ def run(
         raise UserError(f"--cwd {root} is not a folder")
     settings = load_settings(cwd=root)
     spec = get_agent(agent, settings.root)
+    for warning in spec.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     store = _store(root)
     limits = Limits(max_turns=max_turns, wall_clock_s=timeout, budget_usd=budget_usd)
     display = None if json_output else _Display(spec.name)
@@ -196,7 +199,8 @@ class _Display:
         elapsed = time.monotonic() - self.started
         head = Text.assemble((f"{self.agent} ", "bold"), (f"run {self.run_id} ", "dim"), (self.model, "cyan"))
         figures = Text(f"turns {self.turns} · tool calls {self.tool_calls} · denied {self.denied} · "
-                       f"tokens {self.input_tokens:,} in / {self.output_tokens:,} out · ${self.cost:.4f} · "
+                       f"tokens {self.input_tokens:,} in / {self.output_tokens:,} out · "
+                       f"{format_cost(self.cost, tokens=self.input_tokens + self.output_tokens)} · "
                        f"{elapsed:.0f}s")
         return Group(head, figures)
 
@@ -214,7 +218,8 @@ def _summary(result: AgentResult, display: _Display) -> None:
     style = "green" if result.stop_reason == "end_turn" else "red" if result.stop_reason == "error" else "yellow"
     err.print(f"[{style}]■ {result.stop_reason}[/] run {result.run_id} · {result.turns} turns · "
               f"{result.tool_calls} tool calls · tokens {display.input_tokens:,} in / {display.output_tokens:,} out"
-              f" · ${result.cost_usd:.4f}", highlight=False)
+              f" · {format_cost(result.cost_usd, tokens=display.input_tokens + display.output_tokens)}",
+              highlight=False)
     if result.files_changed:
         err.print(f"files changed: {', '.join(result.files_changed)}", highlight=False)
     if result.error:
@@ -225,32 +230,56 @@ def _summary(result: AgentResult, display: _Display) -> None:
 
 
 def agents(cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project (default: the current folder).")) -> None:
-    """List the agents: name, where each came from, its model as resolved, its tools."""
+    """List every agent file found: which one won each name, its model and tools, what is broken.
+
+    A file shadowed by one of higher precedence is listed with the file that won; a broken file
+    (a bad field, a model that does not resolve) with the field at fault."""
+    from ..agents.loader import check_agent, scan_agents
+
     root = (cwd or Path.cwd()).resolve()
     settings = load_settings(cwd=root)
     catalog = Catalog.load(settings.data)
-    found, errors = load_agents(settings.root)
-    table = Table("agent", "from", "model", "tools", box=None, pad_edge=False)
-    table.columns[2].no_wrap = True
-    for spec in sorted(found.values(), key=lambda s: s.name):
+    entries = scan_agents(settings.root)
+    order = {id(e): i for i, e in enumerate(entries)}  # precedence order within one name
+    table = Table("agent", "from", "model", "tools", "note", box=None, pad_edge=False)
+    broken: list[Any] = []
+    for entry in sorted(entries, key=lambda e: (e.name, order[id(e)])):
+        spec, source = entry.spec, _short_path(entry.source, settings.root)
+        problem = entry.error or (check_agent(spec, settings=settings, catalog=catalog) if spec else None)
+        if problem is not None:
+            broken.append(problem)
+        if spec is None:
+            table.add_row(entry.name, source, "—", "—", _broken(problem))
+            continue
         try:
             model = resolve_model_name(spec, settings, catalog)
-            if spec.model in ("", "inherit"):
-                model = f"inherit → {model}"
-        except FlotillaError as exc:
-            model = f"[red]{spec.model} ({exc})[/]"
-        source = "built-in" if spec.source == "built-in" else _short_path(spec.source, settings.root)
-        tools = ", ".join(spec.allowed_tools()) + (" [dim](read-only)[/]" if spec.read_only else "")
-        table.add_row(spec.name, source, model, tools)
+            model = f"inherit → {model}" if spec.model in ("", "inherit") else model
+        except FlotillaError:
+            model = spec.model
+        tools = ", ".join(spec.allowed_tools()) + (" (read-only)" if spec.read_only else "")
+        if entry.shadowed_by:
+            note = Text(f"shadowed by {_short_path(entry.shadowed_by, settings.root)}", style="dim")
+        elif problem is not None:
+            note = _broken(problem)
+        else:  # an unknown tool or field: the file works, without it
+            note = Text("; ".join(w.split(": ", 1)[-1].split(" (")[0] for w in spec.warnings), style="yellow")
+        table.add_row(entry.name, source, model, tools, note)
     out.print(table)
-    for spec in found.values():
-        for warning in spec.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    for error in errors:
-        err.print(f"[red]broken agent file:[/] {error}", highlight=False)
+    for entry in entries:
+        for warning in entry.spec.warnings if entry.spec else []:
+            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    for error in broken:
+        err.print(f"[red]broken agent file:[/] {escape(str(error))}", highlight=False)
+
+
+def _broken(problem: Any) -> Text:
+    """The table's short form (the full error is printed under the table)."""
+    return Text(f"broken: field {problem.field!r}: {problem.problem.split('; ')[0]}", style="red")
 
 
 def _short_path(path: str, root: Path) -> str:
+    if path == "built-in":
+        return path
     try:
         return str(Path(path).relative_to(root))
     except ValueError:
@@ -269,9 +298,7 @@ def runs(limit: int = typer.Option(20, "--limit", "-n", help="How many runs to l
         err.print(f"no runs yet: {store_location(root=(cwd or Path.cwd()).resolve())} does not exist", highlight=False)
         return
     rows = store.list_runs(kind=kind, limit=limit)
-    cost: dict[str, float] = {}
-    for row in store.usage([r["id"] for r in rows]):
-        cost[row["run_id"]] = cost.get(row["run_id"], 0.0) + (row["cost_usd"] or 0.0)
+    catalog = Catalog.load(load_settings(cwd=(cwd or Path.cwd()).resolve()).data)
     from .durable_cmd import durable_states
 
     # A durable run's state tells a live run from a crashed one that `flotilla resume` continues.
@@ -281,8 +308,8 @@ def runs(limit: int = typer.Option(20, "--limit", "-n", help="How many runs to l
         status = r["status"]
         if r["id"] in states:  # a resumed run's row still names the dead process
             status = {"resumable": "crashed (resumable)"}.get(states[r["id"]], states[r["id"]])
-        table.add_row(r["id"], r["kind"], status, (r["reason"] or "")[:40], f"${cost.get(r['id'], 0.0):.4f}",
-                      _age(r["created_at"]), r["title"][:70])
+        table.add_row(r["id"], r["kind"], status, (r["reason"] or "")[:40],
+                      format_cost(_family_cost(store, r, catalog)), _age(r["created_at"]), r["title"][:70])
     out.print(table)
 
 
@@ -308,14 +335,22 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
         _print_message(message)
     table = Table("run", "role", "model", "calls", "input", "output", "cache read", "cache write", "cost",
                   title="usage by model", box=None, pad_edge=False)
-    total = 0.0
+    catalog = Catalog.load(load_settings(cwd=(cwd or Path.cwd()).resolve()).data)
     for u in usage:
-        total += u["cost_usd"] or 0.0
         table.add_row(u["run_id"], u["role"], f"{u['provider']}:{u['model']}", str(u["calls"]),
                       f"{u['input_tokens']:,}", f"{u['output_tokens']:,}", f"{u['cache_read_tokens']:,}",
-                      f"{u['cache_write_tokens']:,}", f"${u['cost_usd'] or 0:.4f}")
+                      f"{u['cache_write_tokens']:,}", format_cost(rows_cost([u], catalog)))
     out.print(table)
-    out.print(f"total ${total:.4f} across {len(family)} run(s)", highlight=False)
+    out.print(f"total {format_cost(_family_cost(store, run, catalog))} across {len(family)} run(s)", highlight=False)
+
+
+def _family_cost(store: SQLiteStore, run: dict[str, Any], catalog: Catalog) -> float | None:
+    """A run's cost with its subagents' and attempts'; None (unknown) when part of it was spent by an
+    external agent CLI (``attempt`` runs, which report no cost) or on a model with no price."""
+    family = _family(store, run["id"])
+    if run["kind"] == "attempt" or any(store.get_run(i)["kind"] == "attempt" for i in family[1:]):
+        return None
+    return rows_cost(store.usage(family), catalog)
 
 
 def _family(store: SQLiteStore, run_id: str) -> list[str]:

@@ -133,3 +133,15 @@ def format_cost(usd: float | None, *, tokens: int = 0, metered: bool = True, dig
     if usd is None or not metered or (tokens and not usd):
         return "—"
     return f"${usd:.{digits}f}"
+
+
+def rows_cost(rows: list[dict[str, Any]], catalog: Any) -> float | None:
+    """The USD cost of a run store's usage rows, or None when a row's model has no price in the
+    catalog (its recorded cost of 0 means "not known", not "free")."""
+    total = 0.0
+    for row in rows:
+        tokens = (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)
+        if tokens and catalog.info(f"{row['provider']}:{row['model']}") is None:
+            return None
+        total += row.get("cost_usd") or 0.0
+    return total
