@@ -38,3 +38,10 @@ def make_console(*, stderr: bool = False) -> Console:
     width = int(columns) if columns.isdigit() and int(columns) > 0 else UNBOUNDED
     return _FittingConsole(stderr=stderr, width=width, soft_wrap=True, emoji=False)
 
+
+
+def setting(section: str, key: str, model: Any) -> str:
+    """``[section] key, else DEFAULT`` for an option's help: where its default comes from, and the
+    built-in value, with the brackets escaped so that Typer's Rich help does not eat them as markup."""
+    default = model.model_fields[key].default
+    return f"\\[{section}] {key} in flotilla.toml" + ("" if default is None else f", else {default}")

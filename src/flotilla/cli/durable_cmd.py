@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from ._console import make_console
+from ._console import make_console, setting
 from pydantic import BaseModel, ConfigDict
 
 out = make_console()
@@ -93,7 +93,7 @@ def resume(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     store_path: Optional[str] = typer.Option(None, "--store", help="Run store path."),
 ) -> None:
-    """Continue a crashed or stopped durable run from its last finished step."""
+    """Continue a crashed durable run from its last finished step (a finished or stopped run is over)."""
     from ..errors import UserError
     from ..store import open_store, store_location, why_not_resumable
 
@@ -135,11 +135,14 @@ def resume(
 
 
 def worker(
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1,
-                                              help="Attempts this worker runs at once."),
-    remote: Optional[str] = typer.Option(None, "--remote", help="The shared git remote ([worker] remote)."),
-    dead_after: Optional[float] = typer.Option(None, "--dead-after", min=1.0,
-                                               help="Seconds of silence before a worker counts as dead."),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", "-c", min=1,
+        help=f"Attempts this worker runs at once (default: {setting('worker', 'concurrency', WorkerConfig)})."),
+    remote: Optional[str] = typer.Option(
+        None, "--remote", help=f"The shared git remote (default: {setting('worker', 'remote', WorkerConfig)})."),
+    dead_after: Optional[float] = typer.Option(
+        None, "--dead-after", min=1.0, help="Seconds of silence before a worker counts as dead "
+                                            f"(default: {setting('worker', 'dead_after_s', WorkerConfig)})."),
 ) -> None:
     """Run queued attempts (`flotilla race --queue`) until stopped; adopt the runs of dead workers."""
     from ..config import load_settings

@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
-from ._console import make_console
+from ..gateway.config import GatewayConfig
+from ._console import make_console, setting
 
 out = make_console()
 
@@ -22,8 +23,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("gateway")
     def gateway(
-        host: Optional[str] = typer.Option(None, help="Address to listen on (default [gateway].host, 127.0.0.1)."),
-        port: Optional[int] = typer.Option(None, help="Port (default [gateway].port, 8788)."),
+        host: Optional[str] = typer.Option(
+            None, help=f"Address to listen on (default: {setting('gateway', 'host', GatewayConfig)})."),
+        port: Optional[int] = typer.Option(None, help=f"Port (default: {setting('gateway', 'port', GatewayConfig)})."),
         store: Optional[str] = typer.Option(None, help="Run store path (default FLOTILLA_STORE or .flotilla/flotilla.db)."),
         log_level: str = typer.Option("warning", help="uvicorn's log level."),
     ) -> None:

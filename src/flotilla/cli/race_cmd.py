@@ -49,7 +49,7 @@ def race(
                                      help="Record every step so a crash resumes (`flotilla resume RACE`)."),
     queue: bool = typer.Option(False, "--queue", help="Enqueue the attempts for `flotilla worker` processes."),
     remote: Optional[str] = typer.Option(None, "--remote",
-                                         help="The git remote workers share (default: [worker] remote)."),
+                                         help="The git remote workers share (default: \\[worker] remote in flotilla.toml)."),
 ) -> None:
     """Race one spec across models in git worktrees; verify, rank, merge the winner."""
     from ..agents.loader import load_agents
