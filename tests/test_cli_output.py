@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -58,3 +59,28 @@ def test_a_piped_race_table_never_breaks_a_model_name(tmp_path):
 
     listed = flotilla(repo, "runs")
     assert "Fix add" in line_with(listed.stdout, " race ")
+
+
+COLOURED = """import sys
+from flotilla.testing import ScriptedModel, reply, tool_call
+from flotilla.testing.registry import register_scripted
+from flotilla.cli.main import main
+register_scripted("colourful", lambda: ScriptedModel([
+    tool_call("Bash", {"command": "printf '\\\\033[1;31mred alert\\\\033[0m\\\\n'"}), reply("done")]))
+main()
+"""
+
+
+def test_colour_codes_from_a_command_are_not_stored_or_shown(tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(COLOURED)
+    environ = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env = {**environ, "FLOTILLA_STORE": str(tmp_path / "store.db")}
+    done = subprocess.run([sys.executable, str(driver), "run", "general-purpose", "colour", "-m", "scripted:colourful",
+                           "--json", "--no-durable"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    (tmp_path / "x").mkdir()
+    shown = flotilla(tmp_path / "x", "show", run_id)  # the store is tmp_path / "store.db"
+    assert "← red alert" in shown.stdout and "\x1b" not in shown.stdout
+    assert "\x1b" not in (tmp_path / "store.db").read_bytes().decode("utf-8", "replace")

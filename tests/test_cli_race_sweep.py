@@ -111,3 +111,26 @@ def test_ambiguous_prefix_resume_of_a_finished_run_and_reading_outside_a_project
         assert looked.returncode in (0, 2) and "Traceback" not in looked.stderr
         assert "does not exist" in looked.stderr
     assert list(outside.iterdir()) == []  # reading created no .flotilla/flotilla.db
+
+
+def test_queued_attempts_leave_keys_and_programs_to_the_workers(tmp_path):
+    from flotilla.agents.loader import builtin_agents
+    from flotilla.config import load_settings
+    from flotilla.errors import UserError
+    from flotilla.models.catalog import Catalog
+    from flotilla.patterns._preflight import preflight
+    from flotilla.patterns._race_plan import RaceConfig, build_plans
+
+    settings = load_settings(cwd=tmp_path, environ={}, user_file=tmp_path / "none.toml")
+    catalog, config = Catalog.load(), RaceConfig()
+    plans = build_plans(["openai:gpt-5"], config=config) + build_plans([], agent="cmd:only-on-workers {spec}",
+                                                                      config=config)
+    agents = builtin_agents()
+    assert preflight(plans, check="pytest", agents=agents, settings=settings, catalog=catalog, here=False,
+                     environ={}) == []
+    try:
+        preflight(plans, check="pytest", agents=agents, settings=settings, catalog=catalog, environ={"PATH": ""})
+    except UserError as exc:
+        assert "OPENAI_API_KEY" in str(exc) and "'only-on-workers' is not found on PATH" in str(exc)
+    else:
+        raise AssertionError("a local race must check keys and programs")

@@ -83,7 +83,7 @@ def race(
     plans = build_plans(model, n=n, agent=agent, config=config, default_model=settings.model, fallback=fallback)
     agents, _errors = load_agents(repo.root) if any(p.template is None for p in plans) else ({}, [])
     for warning in preflight(plans, check=check, agents=agents, settings=settings, catalog=catalog,
-                             parallel=parallel, judge=judge):
+                             parallel=parallel, judge=judge, here=not queue):
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     per, _total = estimate(plans, config=config, catalog=catalog, agents=agents)
     err.print(escape(estimate_line(plans, per, budget_usd=budget_usd)), highlight=False)

@@ -24,10 +24,14 @@ EXTERNAL = "claude-code, codex, gemini, aider, cmd:'TEMPLATE'"
 
 
 def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], settings: Any, catalog: Any,
-              parallel: int | None = None, judge: str | None = None,
+              parallel: int | None = None, judge: str | None = None, here: bool = True,
               environ: Mapping[str, str] | None = None) -> list[str]:
     """Raises one ``UserError`` listing every problem that stops the race; returns warnings (a check
-    whose program is not found yet, since the setup command may create it)."""
+    whose program is not found yet, since the setup command may create it).
+
+    ``here=False`` (attempts queued for workers on other machines) skips what only those machines
+    can answer: the attempts' API keys and the programs on their ``PATH``. The judge runs here."""
+    from ..errors import MissingApiKey
     from ..models.providers import check_model
 
     environ = os.environ if environ is None else environ
@@ -35,9 +39,12 @@ def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], s
     if parallel is not None and parallel < 1:
         problems.append(f"--parallel must be at least 1 (got {parallel})")
 
-    def model_ok(name: str, what: str) -> None:
+    def model_ok(name: str, what: str, *, key: bool = here) -> None:
         try:
             check_model(name, settings=settings, catalog=catalog, environ=environ)
+        except MissingApiKey as exc:
+            if key:
+                problems.append(f"{what}: {exc}")
         except UserError as exc:
             problems.append(f"{what}: {exc}")
 
@@ -47,7 +54,7 @@ def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], s
             continue
         seen.add((plan.agent, plan.model, plan.template))
         if plan.template is not None:
-            problems += template_problems(plan.agent, plan.template)
+            problems += template_problems(plan.agent, plan.template, environ if here else None)
             continue
         spec = agents.get(plan.agent)
         if spec is None:
@@ -58,17 +65,21 @@ def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], s
         for fallback in plan.fallback:
             model_ok(fallback, f"--fallback-model {fallback}")
     if judge:
-        model_ok(judge, f"--judge {judge}")
+        model_ok(judge, f"--judge {judge}", key=True)
     if problems:
         raise UserError("the race cannot start (nothing was created):\n  " + "\n  ".join(dict.fromkeys(problems)))
-    program = _program(check)
-    if program and not _found(program, environ):
+    try:
+        program = _program(check)
+    except ValueError:  # unbalanced quotes: the shell will say so when the check runs
+        program = None
+    if program and here and not _found(program, environ):
         return [f"--check {check!r}: {program!r} is not found on PATH (fine if the setup command creates it)"]
     return []
 
 
-def template_problems(agent: str, template: str) -> list[str]:
-    """A command template that cannot be filled in, or whose program is not installed."""
+def template_problems(agent: str, template: str, environ: Mapping[str, str] | None) -> list[str]:
+    """A command template that cannot be filled in, or whose program is not on ``environ``'s
+    ``PATH`` (not looked for when ``environ`` is None: the attempts run elsewhere)."""
     try:
         command = render(template, spec="spec", model="model", workspace=Path("."), spec_file=Path("spec.md"))
     except UserError as exc:
@@ -77,7 +88,7 @@ def template_problems(agent: str, template: str) -> list[str]:
         program = _program(command)
     except ValueError as exc:
         return [f"--agent {agent}: the command {command!r} cannot be parsed ({exc})"]
-    if program and not _found(program, os.environ):
+    if program and environ is not None and not _found(program, environ):
         return [f"--agent {agent}: {program!r} is not found on PATH; install it, or give its full path"]
     return []
 

@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from ...workspaces.checks import strip_ansi
 from .base import ToolContext, ToolOutput
 from .paths import inside
 from .schema import ToolError, guarded
@@ -81,7 +82,7 @@ class Bash:
         env = {k: v for k, v in os.environ.items() if not any(fnmatch.fnmatchcase(k, p) for p in self.hide_env)}
         output, code, timed_out = await run_group(input["command"], root, timeout_s, self.output_limit, env)
         changed = await _changed_since(before, root) if before is not None else []
-        output = output.rstrip("\n")
+        output = strip_ansi(output).rstrip("\n")  # colour codes are noise to a model and in a transcript
         if timed_out:
             text = (f"Command timed out after {timeout_s:g} s; it and every process it started "
                     f"were killed.\n{output}").rstrip()
