@@ -46,6 +46,12 @@ def test_preflight_names_every_problem_and_creates_nothing(tmp_path):
         refused = flotilla(repo, "race", "Fix add", "--agent", agent, "--check", CHECK)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr
     assert flotilla(repo, "race", "Fix add", "--agent", "cmd:true", "-n", "0", "--check", "true").returncode == 2
+    (repo / ".claude" / "agents").mkdir(parents=True)
+    (repo / ".claude" / "agents" / "fixer.md").write_text("---\nname: fixer\nfallbackModel: gpt5\n"
+                                                          "advisor: nosuch:y\n---\nFix it.\n")
+    own = flotilla(repo, "race", "Fix add", "--agent", "fixer", "-m", "scripted:echo", "--check", CHECK)
+    assert own.returncode == 2 and "fixer.md: fallbackModel gpt5: unknown model 'gpt5'" in own.stderr
+    assert "fixer.md: advisor nosuch:y: unknown provider 'nosuch'" in own.stderr
     assert nothing_created(repo)
 
 

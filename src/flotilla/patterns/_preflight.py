@@ -62,8 +62,12 @@ def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], s
                             f"external: {EXTERNAL}")
             continue
         model_ok(plan.model or _agent_model(spec, settings, catalog, environ), f"--model {plan.model or '(default)'}")
-        for fallback in plan.fallback:
-            model_ok(fallback, f"--fallback-model {fallback}")
+        # the agent file's own fallbacks and advisor, unless the flags override them (as the run does)
+        for fallback in plan.fallback or spec.fallback_model:
+            model_ok(fallback, f"--fallback-model {fallback}" if plan.fallback else
+                     f"{spec.source}: fallbackModel {fallback}")
+        if spec.advisor:
+            model_ok(spec.advisor, f"{spec.source}: advisor {spec.advisor}")
     if judge:
         model_ok(judge, f"--judge {judge}", key=True)
     if problems:
