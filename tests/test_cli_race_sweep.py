@@ -52,6 +52,9 @@ def test_preflight_names_every_problem_and_creates_nothing(tmp_path):
     own = flotilla(repo, "race", "Fix add", "--agent", "fixer", "-m", "scripted:echo", "--check", CHECK)
     assert own.returncode == 2 and "fixer.md: fallbackModel gpt5: unknown model 'gpt5'" in own.stderr
     assert "fixer.md: advisor nosuch:y: unknown provider 'nosuch'" in own.stderr
+    (repo / ".claude" / "agents" / "bad.md").write_text("---\nname: bad\nmaxTurns: zero\n---\nx\n")
+    bad = flotilla(repo, "race", "Fix add", "--agent", "bad", "-m", "scripted:echo", "--check", CHECK)
+    assert bad.returncode == 2 and "bad.md: field 'maxTurns'" in bad.stderr and "no such agent" not in bad.stderr
     assert nothing_created(repo)
 
 

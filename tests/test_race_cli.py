@@ -100,7 +100,8 @@ def test_ctrl_c_cancels_every_attempt_keeps_branches_and_leaves_no_processes(tmp
     assert worktrees(repo) == [str(repo)]
     # one line says which race stopped, its state, and how to look at or remove what it kept
     (said,) = [line for line in err.splitlines() if "interrupted" in line]
-    assert f"race {race['id']} (cancelled)" in said and f"flotilla diff {race['id']}" in said and "git branch -D" in said
+    assert f"race {race['id']} (cancelled)" in said and f"flotilla diff {race['id']}" in said
+    assert "git branch -D" in said
     shown = flotilla(repo, "show", race["id"])
     assert shown.returncode == 0, shown.stderr
     assert "a1: stopped before it finished" in shown.stdout and " 0. " not in shown.stdout

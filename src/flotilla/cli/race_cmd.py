@@ -48,8 +48,8 @@ def race(
     durable_run: bool = typer.Option(True, "--durable/--no-durable",
                                      help="Record every step so a crash resumes (`flotilla resume RACE`)."),
     queue: bool = typer.Option(False, "--queue", help="Enqueue the attempts for `flotilla worker` processes."),
-    remote: Optional[str] = typer.Option(None, "--remote",
-                                         help="The git remote workers share (default: \\[worker] remote in flotilla.toml)."),
+    remote: Optional[str] = typer.Option(
+        None, "--remote", help="The git remote workers share (default: \\[worker] remote in flotilla.toml)."),
 ) -> None:
     """Race one spec across models in git worktrees; verify, rank, merge the winner."""
     from ..agents.loader import load_agents
@@ -81,9 +81,9 @@ def race(
     catalog = Catalog.load(settings.data)
     fallback = [f.strip() for f in (fallback_model or "").split(",") if f.strip()]
     plans = build_plans(model, n=n, agent=agent, config=config, default_model=settings.model, fallback=fallback)
-    agents, _errors = load_agents(repo.root) if any(p.template is None for p in plans) else ({}, [])
+    agents, broken = load_agents(repo.root) if any(p.template is None for p in plans) else ({}, [])
     for warning in preflight(plans, check=check, agents=agents, settings=settings, catalog=catalog,
-                             parallel=parallel, judge=judge, here=not queue):
+                             parallel=parallel, judge=judge, here=not queue, broken=broken):
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     per, _total = estimate(plans, config=config, catalog=catalog, agents=agents)
     err.print(escape(estimate_line(plans, per, budget_usd=budget_usd)), highlight=False)

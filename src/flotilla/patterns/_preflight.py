@@ -12,7 +12,7 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ EXTERNAL = "claude-code, codex, gemini, aider, cmd:'TEMPLATE'"
 
 def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], settings: Any, catalog: Any,
               parallel: int | None = None, judge: str | None = None, here: bool = True,
-              environ: Mapping[str, str] | None = None) -> list[str]:
+              broken: Sequence[Any] = (), environ: Mapping[str, str] | None = None) -> list[str]:
     """Raises one ``UserError`` listing every problem that stops the race; returns warnings (a check
     whose program is not found yet, since the setup command may create it).
 
@@ -58,8 +58,9 @@ def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], s
             continue
         spec = agents.get(plan.agent)
         if spec is None:
-            problems.append(f"--agent {plan.agent}: no such agent; flotilla agents: {', '.join(sorted(agents))}; "
-                            f"external: {EXTERNAL}")
+            why = [str(e) for e in broken if Path(e.path).stem == plan.agent] or [
+                f"no such agent; flotilla agents: {', '.join(sorted(agents))}; external: {EXTERNAL}"]
+            problems += [f"--agent {plan.agent}: {w}" for w in why]
             continue
         model_ok(plan.model or _agent_model(spec, settings, catalog, environ), f"--model {plan.model or '(default)'}")
         # the agent file's own fallbacks and advisor, unless the flags override them (as the run does)
