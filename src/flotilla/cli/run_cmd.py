@@ -105,10 +105,10 @@ def run(
                 result = asyncio.run(coro)
             _summary(result, display)
     except KeyboardInterrupt:
-        status = _status(store, run_id) if store.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)) else ""
-        if not status:
+        recorded = store.execute("SELECT status FROM runs WHERE id = ?", (run_id,))
+        if not recorded:  # stopped before the run began
             raise
-        err.print(f"[yellow]interrupted:[/] stopped run {run_id} ({status}); the files it changed stay in "
+        err.print(f"[yellow]interrupted:[/] stopped run {run_id} ({recorded[0]['status']}); the files it changed stay in "
                   f"{escape(str(root))}; `flotilla show {run_id}` shows its transcript", highlight=False)
         raise SystemExit(130) from None  # click would swallow a KeyboardInterrupt's message
     raise typer.Exit(0 if result.stop_reason == "end_turn" else 1)
