@@ -108,8 +108,8 @@ def run(
         recorded = store.execute("SELECT status FROM runs WHERE id = ?", (run_id,))
         if not recorded:  # stopped before the run began
             raise
-        err.print(f"[yellow]interrupted:[/] stopped run {run_id} ({recorded[0]['status']}); the files it changed stay in "
-                  f"{escape(str(root))}; `flotilla show {run_id}` shows its transcript", highlight=False)
+        err.print(f"[yellow]interrupted:[/] stopped run {run_id} ({recorded[0]['status']}); the files it changed "
+                  f"stay in {escape(str(root))}; `flotilla show {run_id}` shows its transcript", highlight=False)
         raise SystemExit(130) from None  # click would swallow a KeyboardInterrupt's message
     raise typer.Exit(0 if result.stop_reason == "end_turn" else 1)
 
