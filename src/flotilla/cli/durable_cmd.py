@@ -130,8 +130,9 @@ def resume(
         out.print(outcome_view(record["result"]))
     else:
         out.print(f"run {record['id']}: {record['status']} {record['reason'] or ''}", highlight=False)
-    if record["kind"] == "race" and not (record["result"] or {}).get("winner"):
-        raise SystemExit(1)
+    outcome = record["result"] or {}
+    if record["kind"] == "race" and (not outcome.get("winner") or outcome.get("merge_error")):
+        raise SystemExit(1)  # as `flotilla race` does: no winner, or a winner left unmerged
 
 
 def worker(
