@@ -250,7 +250,12 @@ class Session:
 
         if not self.durable:
             raise UserError("resume needs a durable Session (durable=True, the default)")
+        from .store import why_not_resumable
+
         record = self.store.get_run(run_id)
+        why = why_not_resumable(record)
+        if why:  # finished, failed or stopped: say so (the CLI exits 1), never run it again
+            raise NothingToResume(why)
         self.executor  # started?
         if sink is not None:
             self._observers[record["id"]] = sink

@@ -26,6 +26,7 @@ from ..workspaces import (branch_diff, delete_branch, ensure_excluded, merge_bra
 from ..workspaces.worktree import branch_name, worktree_root
 from ._attempt import Attempt, AttemptPlan
 from ._judge import judge_diff
+from ._preflight import preflight
 from ._race_plan import RaceConfig, build_plans, estimate, race_config
 from ._race_report import report
 from ._ranking import rank
@@ -107,8 +108,6 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
                         "or set check under [race] in flotilla.toml")
     if pick not in ("auto", "manual"):
         raise UserError(f"--pick must be auto or manual, not {pick!r}")
-    if parallel is not None and parallel < 1:
-        raise UserError(f"--parallel must be at least 1 (got {parallel})")
     plans = plans or build_plans(models, n=n, agent=agent, config=config, default_model=session.settings.model,
                                  fallback=fallback)
     if not plans:
@@ -117,12 +116,12 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
     base_branch = require_branch(repo)
     if not allow_dirty:
         require_clean(repo)
-    if any(p.template is None for p in plans) and agent not in session.agents_for(repo.root):
-        raise UserError(f"no agent named {agent!r}; flotilla agents: {', '.join(sorted(session.agents_for(repo.root)))}"
-                        "; external: claude-code, codex, gemini, aider, cmd:'TEMPLATE'")
-    for plan in plans:  # every model resolves and has its key, before any worktree exists
-        if plan.template is None and plan.model and plan.model not in session._models:
-            session.build_model(session.catalog.resolve(plan.model))
+    # every model resolves and has its key, every agent and CLI exists, before anything is created
+    # (models the Session was handed as objects are there already)
+    given = set(session._models)
+    preflight([p for p in plans if p.template is not None or (p.model or session.settings.model) not in given],
+              check=check, agents=session.agents_for(repo.root), settings=session.settings,
+              catalog=session.catalog, parallel=parallel, judge=None if judge in given else judge, here=not queue)
     if queue and remote is None:
         remote = worker_config(session.settings).remote
     base_commit = resolve_commit(repo, base)
