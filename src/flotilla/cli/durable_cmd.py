@@ -30,15 +30,18 @@ def resume(
     store_path: Optional[str] = typer.Option(None, "--store", help="Run store path."),
 ) -> None:
     """Continue a crashed durable run (and its crashed attempts) from its last finished step."""
-    from ..errors import UserError
+    from ..errors import NothingToResume, UserError
     from ..session import Session
-    from ..store import store_location
+    from ..store import store_location, why_not_resumable
 
     if not store_location(store_path).is_file():
         raise UserError(f"no run {run!r}: {store_location(store_path)} does not exist (nothing has run here yet)")
 
     session = Session(project=Path.cwd(), store=store_path)
     record = session.store.get_run(run)
+    why = why_not_resumable(record)
+    if why:  # finished, failed or stopped: nothing is done, and the exit code says so
+        raise NothingToResume(why)
     err.print(f"resuming {record['kind']} {record['id']}", highlight=False)
     result = session.resume_sync(record["id"])
     record = session.store.get_run(record["id"])

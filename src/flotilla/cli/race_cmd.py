@@ -136,7 +136,8 @@ def merge(
     """Merge a race's winner (or a named attempt whose check passed) into the base branch."""
     from ..session import Session
 
-    session = Session(project=Path.cwd(), durable=False, store=store)
+    run_store, _record, _result = _race(store, run)  # a store that is not there is not made by looking
+    session = Session(project=Path.cwd(), durable=False, store=run_store)
     head = session.merge(run, attempt, squash=squash)
     record = session.store.get_run(run)
     out.print(f"merged {record['result']['winner']} into {record['meta']['base_branch']} at {head[:10]}",

@@ -97,9 +97,7 @@ class Bash:
             for reason in refused:
                 context.sink.emit(SandboxDenied(run_id=context.run_id, tool=self.name, reason=reason,
                                                 command=input["command"][:300]))
-            output = "
-".join([output, *refused]).lstrip("
-")
+            output = "\n".join([output, *refused]).lstrip("\n")
         if timed_out:
             text = (f"Command timed out after {timeout_s:g} s; it and every process it started "
                     f"were killed.\n{output}").rstrip()
