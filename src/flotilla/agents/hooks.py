@@ -1,9 +1,9 @@
 """Hooks: shell commands run at points of a run, configured as Claude Code configures them.
 
-Sources, all merged: the ``hooks`` object of ``.claude/settings.json`` and
-``.claude/settings.local.json`` in the workspace (and the project root when
-that differs), and the ``[hooks]`` table of flotilla's configuration, same
-shape::
+Sources, all merged: the ``hooks`` object of the user's ``~/.claude/settings.json``
+(``$CLAUDE_CONFIG_DIR``), of ``.claude/settings.json`` and ``.claude/settings.local.json``
+in the workspace (and the project root when that differs), and the ``[hooks]`` table of
+flotilla's configuration, same shape::
 
     {"hooks": {"PreToolUse": [{"matcher": "Edit|Write",
                                "hooks": [{"type": "command", "command": "./check.sh", "timeout": 30}]}]}}
@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
+from ..config import Settings, claude_dir
 from ..errors import ConfigError
+from .permissions import read_settings
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +79,12 @@ class Hooks:
         """Reads every hook source for a run in ``workspace``; bad configuration raises ``ConfigError``."""
         rules: list[HookRule] = []
         folders = [workspace] + ([settings.root] if settings and settings.root.resolve() != workspace.resolve() else [])
-        for folder in folders:
-            for name in ("settings.json", "settings.local.json"):
-                path = folder / ".claude" / name
-                if path.is_file():
-                    try:
-                        data = json.loads(path.read_text())
-                    except json.JSONDecodeError as exc:
-                        raise ConfigError(str(path), "(file)", f"not valid JSON ({exc})", "correct the syntax") from None
-                    rules += parse_hooks(data.get("hooks") or {}, str(path))
+        paths = [claude_dir() / "settings.json"]  # the user's, then the project's
+        paths += [folder / ".claude" / name for folder in folders for name in ("settings.json", "settings.local.json")]
+        for path in paths:
+            data = read_settings(path)
+            if data is not None:
+                rules += parse_hooks(data.get("hooks") or {}, str(path))
         if settings is not None and settings.get("hooks"):
             rules += parse_hooks(settings.get("hooks"), settings.origin("hooks"))
         return cls(rules, workspace, run_id)

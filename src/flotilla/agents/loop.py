@@ -30,6 +30,7 @@ from ..models.catalog import Catalog
 from ..protocols import EventSink, Model, RunStore
 from ..store import SQLiteStore, new_id
 from . import advisor as advising
+from .environment import Environment
 from .hooks import Hooks
 from .result import RUN_STATUS, AgentResult, Limits
 from .seam import Steps
@@ -53,7 +54,8 @@ async def run_agent(spec: AgentSpec, task: str, workspace: Path, *, model: str |
                     run_id: str | None = None, parent_run_id: str | None = None,
                     read_only: bool | None = None, parent_model: str | None = None, depth: int = 0,
                     meter: Meter | None = None, agents: dict[str, AgentSpec] | None = None,
-                    tools: dict[str, Any] | None = None, steps: Steps | None = None) -> AgentResult:
+                    tools: dict[str, Any] | None = None, steps: Steps | None = None,
+                    environment: Environment | None = None) -> AgentResult:
     """Runs ``spec`` on ``task`` in ``workspace`` until it ends its turn or a limit ends it.
 
     ``model``/``fallback``/``advisor`` override the agent file. Without a
@@ -62,7 +64,8 @@ async def run_agent(spec: AgentSpec, task: str, workspace: Path, *, model: str |
     ``read_only`` overrides the agent's own permission. The rest are for the
     runtime itself: subagents pass ``parent_model``, ``depth``, the shared
     ``meter`` and the ``agents`` they may call; ``tools`` replaces the default
-    tool set; ``steps`` replaces the seam.
+    tool set; ``steps`` replaces the seam; ``environment`` is the parent's memory, skills, MCP
+    servers and permission rules (a top-level run reads its own from the workspace).
 
     Returns an ``AgentResult``; a run ends with a result whatever its stop
     reason, except task cancellation (Ctrl-C), which is recorded and re-raised.
@@ -70,7 +73,8 @@ async def run_agent(spec: AgentSpec, task: str, workspace: Path, *, model: str |
     run = _Run(spec, Path(workspace).resolve(), model=model, fallback=fallback, advisor=advisor,
                limits=limits or Limits(), store=store, sink=sink, settings=settings,
                model_factory=model_factory, run_id=run_id, parent_run_id=parent_run_id, read_only=read_only,
-               parent_model=parent_model, depth=depth, meter=meter, agents=agents, tools=tools, steps=steps)
+               parent_model=parent_model, depth=depth, meter=meter, agents=agents, tools=tools, steps=steps,
+               environment=environment)
     return await run.go(task)
 
 
@@ -80,7 +84,7 @@ class _Run:
                  settings: Settings | None, model_factory: Callable[[str], Model] | None, run_id: str | None,
                  parent_run_id: str | None, read_only: bool | None, parent_model: str | None, depth: int,
                  meter: Meter | None, agents: dict[str, AgentSpec] | None, tools: dict[str, Any] | None,
-                 steps: Steps | None) -> None:
+                 steps: Steps | None, environment: Environment | None) -> None:
         self.spec, self.workspace, self.limits, self.depth = spec, workspace, limits, depth
         self.settings = settings or load_settings(cwd=workspace)
         self.store: RunStore = store if store is not None else SQLiteStore(":memory:")
@@ -103,13 +107,17 @@ class _Run:
         self.tools.setdefault("Agent", AgentTool({n: a.description for n, a in self.agents.items()}))
         self.allowed = set(spec.allowed_tools())
         self.hooks = Hooks.load(workspace, self.settings, self.run_id)
+        self.owns_environment = environment is None  # a top-level run: it starts the project's servers
+        self.environment = environment or Environment.load(workspace, self.settings)
+        self.own_servers: list[Any] = []  # the MCP servers this run started, and stops
         self.subagents = Subagents(
             self.agents, self.run_id, self.model_name, depth, limits.max_depth, limits.max_parallel_subagents,
             run_kwargs=dict(workspace=workspace, limits=Limits(max_turns=None, wall_clock_s=None,
                                                                 budget_usd=self.budget, max_depth=limits.max_depth,
-                                                                max_parallel_subagents=limits.max_parallel_subagents),
+                                                                max_parallel_subagents=limits.max_parallel_subagents,
+                                                                approve_asks=limits.approve_asks),
                             store=self.store, sink=sink, settings=self.settings, model_factory=factory,
-                            meter=self.meter, tools=tools, steps=None))
+                            meter=self.meter, tools=tools, steps=None, environment=self.environment))
 
         # State of the conversation.
         self.messages: list[Message] = []
@@ -157,6 +165,7 @@ class _Run:
         error: str | None = None
         try:
             async with asyncio.timeout(self.limits.wall_clock_s) as clock:
+                await self._start_environment()
                 stop = await self._loop()
         except TimeoutError as exc:
             if not clock.expired():
@@ -179,7 +188,17 @@ class _Run:
             if type(exc).__name__ == "DBOSWorkflowCancelledError":  # a durable run cancelled between steps
                 self._finish("cancelled", "the durable run was cancelled (Ctrl-C, or cancelled from another process)")
             raise
+        finally:
+            await Environment.stop(self.own_servers)
         return self._finish(stop, error)
+
+    async def _start_environment(self) -> None:
+        """Starts the MCP servers this run owns and adds the Skill and MCP tools the agent may use."""
+        self.own_servers = await self.environment.start(self.spec, self.sink, self.run_id,
+                                                        project=self.owns_environment)
+        extra = self.environment.tools(self.spec, self.own_servers)
+        self.tools = {**extra, **self.tools}
+        self.allowed |= self.environment.allowed(self.spec, extra)
 
     def _resuming(self) -> bool:
         """True when a durable run is resumed: its row exists, and the transcript messages the store
@@ -227,7 +246,7 @@ class _Run:
     def _request(self) -> MessagesRequest:
         tools = [ToolSpec(name=t.name, description=t.description, input_schema=t.input_schema)
                  for name, t in self.tools.items()
-                 if name in self.allowed and (t.read_only or not self.read_only)]
+                 if name in self.allowed and (t.read_only or not self.read_only) and self.environment.offered(name)]
         if self.advisor is not None:
             tools.append(advising.TOOL)
         return MessagesRequest(model=self.model_name, system=self._system(), messages=self.messages,
@@ -238,7 +257,9 @@ class _Run:
                  "and may not leave it.")
         if self.read_only:
             where += " This run is read-only: you may read and search, not change files."
-        return (self.spec.system_prompt or "You are a helpful coding agent.") + where
+        environment = self.environment.prompt(self.spec)
+        return (self.spec.system_prompt or "You are a helpful coding agent.") + where \
+            + (f"\n\n{environment}" if environment else "")
 
     # -- tools ------------------------------------------------------------------
 
@@ -261,6 +282,9 @@ class _Run:
                 return self._deny(call, f"Blocked by a PreToolUse hook: {verdict.reason}")
             if verdict.updated_input is not None:
                 input = verdict.updated_input
+        refusal = self.environment.refusal(call.name, input, approve_asks=self.limits.approve_asks)
+        if refusal:  # the permission rules judge the input that would run, after any hook changed it
+            return self._deny(call, refusal)
         context = ToolContext(root=self.workspace, run_id=self.run_id, read_only=self.read_only,
                               sink=self.sink, extras={SUBAGENTS: self.subagents})
 
