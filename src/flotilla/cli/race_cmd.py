@@ -39,6 +39,8 @@ def race(
     pick: str = typer.Option("auto", "--pick", help="auto: merge the winner; manual: leave it for `flotilla merge`."),
     keep: bool = typer.Option(False, "--keep", help="Keep every worktree and branch."),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="USD cap for the whole race."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Approve tool calls that `ask` permission rules hold "
+                             "for a person (unattended, they are refused)."),
     allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Race from HEAD despite uncommitted changes."),
     fallback_model: Optional[str] = typer.Option(None, "--fallback-model", help="Fallback models, comma-separated."),
     setup: Optional[str] = typer.Option(None, "--setup", help="A command run in each worktree first."),
@@ -94,7 +96,8 @@ def race(
     options = RaceOptions(spec=spec, check=check, plans=plans, base=base, parallel=parallel or config.parallel,
                           judge=judge, pick=pick, keep=keep, budget_usd=budget_usd, allow_dirty=allow_dirty,
                           setup=setup or config.setup, worktree_dir=config.worktree_dir,
-                          check_timeout=config.check_timeout_s, agent_timeout=config.agent_timeout_s)
+                          check_timeout=config.check_timeout_s, agent_timeout=config.agent_timeout_s,
+                          approve_asks=yes)
     run_store = open_store(store)
     if queue:
         from .durable_cmd import worker_config

@@ -13,6 +13,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -20,7 +21,8 @@ from ..agents import AgentResult, Limits, get_agent, load_agents, run_agent
 from ..agents.wiring import resolve_model_name, split_names
 from ..config import load_settings
 from ..errors import FlotillaError, UserError
-from ..events import AdvisorConsulted, Event, MessageAdded, ModelCalled, RunStarted, SteeringReceived, ToolCalled, ToolDenied
+from ..events import (AdvisorConsulted, Event, McpServerFailed, McpServerStarted, MessageAdded, ModelCalled, RunStarted,
+                      SteeringReceived, ToolCalled, ToolDenied)
 from ..models.catalog import Catalog
 from ..store import SQLiteStore, default_store_path
 
@@ -55,6 +57,8 @@ def run(
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", min=0, help="Most USD the run may spend."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Wall-clock seconds the run may take."),
     read_only: bool = typer.Option(False, "--read-only", help="Refuse every tool that changes files."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Approve tool calls that `ask` permission rules hold "
+                             "for a person (unattended, they are refused)."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON, no live display."),
     durable_run: bool = typer.Option(True, "--durable/--no-durable",
                                      help="Record every step so a crash resumes (`flotilla resume RUN`)."),
@@ -66,7 +70,7 @@ def run(
     settings = load_settings(cwd=root)
     spec = get_agent(agent, settings.root)
     store = _store(root)
-    limits = Limits(max_turns=max_turns, wall_clock_s=timeout, budget_usd=budget_usd)
+    limits = Limits(max_turns=max_turns, wall_clock_s=timeout, budget_usd=budget_usd, approve_asks=yes)
     display = None if json_output else _Display(spec.name)
     if durable_run:
         coro = _durable_run(spec.name, task, root, store, display, model=model, advisor=advisor,
@@ -157,6 +161,11 @@ class _Display:
             self._note(f"[red]denied[/] {event.tool}: {event.reason[:100]}")
         elif isinstance(event, AdvisorConsulted):
             self._note(f"[magenta]advisor[/] ({event.trigger}) {event.advice[:100]}")
+        elif isinstance(event, McpServerFailed):
+            self._note(f"[red]MCP server {escape(event.server)} did not start[/] (the run goes on without it): "
+                       f"{escape(event.error)}" + (f"\n{escape(event.stderr[-600:])}" if event.stderr else ""))
+        elif isinstance(event, McpServerStarted):
+            self._note(f"MCP server {escape(event.server)}: {len(event.tools)} tools ({event.duration_ms:.0f} ms)")
         elif isinstance(event, SteeringReceived):
             self._note(f"[yellow]steered[/] {event.message[:100]}{' (read-only)' if event.read_only else ''}")
         if self.live is not None:

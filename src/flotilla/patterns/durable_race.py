@@ -133,7 +133,7 @@ def _context(job: dict[str, Any], sink: Any, meter: Any) -> AttemptContext:
         from ..agents.result import Limits
 
         agents, _errors = load_agents(repo.root)
-        limits = Limits(budget_usd=options.get("budget_usd"))
+        limits = Limits(budget_usd=options.get("budget_usd"), approve_asks=bool(options.get("approve_asks")))
     return AttemptContext(repo=repo, race_id=job["race_id"], base_commit=job["base_commit"], spec=options["spec"],
                           check=options["check"], store=store, sink=sink, worktree_dir=job["worktree_dir"],
                           check_timeout=options["check_timeout"], agent_timeout=options["agent_timeout"],

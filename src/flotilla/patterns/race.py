@@ -51,6 +51,8 @@ class RaceOptions:
     worktree_dir: str = RaceConfig().worktree_dir
     check_timeout: float = 600.0
     agent_timeout: float = 1800.0
+    approve_asks: bool = False
+    """``--yes``: calls an ``ask`` permission rule holds for a person go ahead in every attempt."""
 
 
 @dataclass
@@ -182,7 +184,7 @@ async def run_race(options: RaceOptions, *, root: Path | None = None, store: Any
         from ..agents.result import Limits
         from ..models.budget import Meter
 
-        limits, meter = Limits(budget_usd=options.budget_usd), Meter()
+        limits, meter = Limits(budget_usd=options.budget_usd, approve_asks=options.approve_asks), Meter()
     ctx = AttemptContext(repo=repo, race_id=race_id, base_commit=base_commit, spec=options.spec,
                          check=options.check, store=store, sink=tracker, worktree_dir=wt_dir,
                          check_timeout=options.check_timeout, agent_timeout=options.agent_timeout,
