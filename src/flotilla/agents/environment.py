@@ -94,7 +94,8 @@ class Environment:
 
     def prompt(self, spec: AgentSpec) -> str:
         """The memory and skills sections of the agent's system prompt, and a line per server that failed."""
-        parts = [self.memory.prompt(), skills_prompt(visible(self.skills, spec.skills))]
+        skills = visible(self.skills, spec.skills) if "Skill" in spec.allowed_tools() else {}
+        parts = [self.memory.prompt(), skills_prompt(skills)]
         if self.failed:
             parts.append("# MCP servers not available\n\n" + "\n".join(
                 f"- {name}: {reason}" for name, reason in sorted(self.failed.items())))
