@@ -4,8 +4,8 @@ Run as ``python -I -S _mcp_guard.py COMMAND ARGS...`` (a file, not a module: it 
 standard library, so it starts in milliseconds). The SDK starts it as the leader of a new process
 group; it forks the server into that group, with the pipes the SDK gave it, and waits. When the
 server exits, so does the guard, with its exit code. When flotilla dies without stopping it, the
-kernel tells the guard (``PR_SET_PDEATHSIG`` on Linux; elsewhere, noticed within a fraction of a
-second by the parent changing), and the guard ends the whole group: the server and whatever it
+kernel tells the guard (``PR_SET_PDEATHSIG`` on Linux; elsewhere the guard polls for its parent
+changing, five times a second), and the guard ends the whole group: the server and whatever it
 started (an ``npx`` server's node, say). The SDK's own stop signals the group and so reaches the
 guard too.
 """
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     if os.getpgrp() != os.getpid():  # ending "our" group must never reach flotilla's own
         os.setpgid(0, 0)
     parent = os.getppid()
-    _die_with_parent()
+    told = _die_with_parent()
     if os.getppid() != parent:  # flotilla died before the guard could ask to be told
         return 1
     child = os.fork()
@@ -38,6 +38,8 @@ def main(argv: list[str]) -> int:
             os._exit(127)
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, lambda *_: _end_group(child))
+    if told:  # the kernel signals us when flotilla dies: just wait (signal handlers still run)
+        return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) & 0xFF
     while True:
         done, status = os.waitpid(child, os.WNOHANG)
         if done:
@@ -47,15 +49,16 @@ def main(argv: list[str]) -> int:
         time.sleep(POLL_S)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent() -> bool:
+    """Asks the kernel for SIGTERM when the parent dies; False where it cannot (the wait loop then polls)."""
     if not sys.platform.startswith("linux"):
-        return
+        return False
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM) == 0  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass  # the parent check in the wait loop still catches it
+        return False
 
 
 def _end_group(child: int) -> None:

@@ -82,9 +82,9 @@ class McpConnection:
         self.started_ms = (time.perf_counter() - began) * 1000
 
     async def _serve(self, ready: asyncio.Future[None]) -> None:
-        from mcp import Client
-
         try:
+            from mcp import Client
+
             async with _transport(self.config, self._stderr) as target, Client(target) as client:
                 listed, cursor = [], None
                 while True:
@@ -103,6 +103,9 @@ class McpConnection:
                 ready.set_exception(exc)
             else:
                 log.warning("MCP server %r stopped: %s\n%s", self.config.name, _reason(exc), self.stderr())
+        finally:
+            if not ready.done():  # cancelled before it answered: start() must not wait out its timeout
+                ready.set_exception(RuntimeError("the connection was closed before the server answered"))
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
         if self.client is None:
