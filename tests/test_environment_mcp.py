@@ -233,3 +233,26 @@ def test_kill_9_of_flotilla_leaves_no_mcp_server_behind(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_mcp_json_expands_variables_skips_disabled_servers_and_names_what_is_wrong(tmp_path: Path) -> None:
+    from flotilla.agents.mcp_config import load_project_servers
+    from flotilla.errors import ConfigError
+
+    root = _project(tmp_path, {"a": {"command": "${TOOL_BIN:-srv}", "args": ["--key", "${A_KEY}"]},
+                               "off": {"command": "x"},
+                               "web": {"type": "http", "url": "http://127.0.0.1:${PORT:-9}/mcp"}})
+    servers = load_project_servers(root, environ={"A_KEY": "k1"}, disabled=["off"])
+    assert sorted(servers) == ["a", "web"]
+    assert (servers["a"].command, servers["a"].args, servers["a"].cwd) == ("srv", ["--key", "k1"], root.resolve())
+    assert servers["web"].url == "http://127.0.0.1:9/mcp"
+    with pytest.raises(ConfigError) as missing:
+        load_project_servers(root, environ={})
+    assert missing.value.key == "mcpServers.a.args[1]" and "A_KEY" in missing.value.fix
+    (root / ".mcp.json").write_text(json.dumps({"mcpServers": {"s": {"type": "sse", "url": "http://x"}}}))
+    with pytest.raises(ConfigError) as kind:
+        load_project_servers(root, environ={})
+    assert (kind.value.file, kind.value.key) == (str(root.resolve() / ".mcp.json"), "mcpServers.s.type")
+    (root / ".claude").mkdir()
+    (root / ".claude" / "settings.json").write_text(json.dumps({"disabledMcpjsonServers": ["s"]}))
+    assert Environment.load(root).servers == {}

@@ -164,3 +164,16 @@ def test_flotilla_run_yes_approves_ask_rules_in_a_durable_run(tmp_path: Path, ye
     assert done.returncode == 0, done.stderr
     assert (root / "made.txt").exists() == yes
     assert len(json.loads(done.stdout)["denials"]) == (0 if yes else 1)
+
+
+def test_agent_and_skill_rules_name_what_they_start(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _settings(root, {"permissions": {"deny": ["Agent(security-reviewer)", "Skill(deploy)"],
+                                     "ask": ["Bash(npm run *)"]}})
+    rules = load_permissions(root)
+    assert rules.decide("Agent", {"subagent_type": "security-reviewer"}, root)[0] == "deny"
+    assert rules.decide("Agent", {"prompt": "x"}, root)[0] == "default"  # general-purpose
+    assert rules.decide("Skill", {"skill": "deploy"}, root)[0] == "deny"
+    assert rules.decide("Bash", {"command": "npm run test -- -x"}, root)[0] == "ask"
+    assert rules.decide("Bash", {"command": "npm install"}, root)[0] == "default"
+    assert not rules.hidden("Agent") and not rules.hidden("Bash")

@@ -60,7 +60,7 @@ def load_project_servers(workspace: Path, environ: dict[str, str] | None = None,
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), "(file)", f"not valid JSON ({exc})", "correct the syntax") from None
-    servers = data.get("mcpServers") if isinstance(data, dict) else None
+    servers = data.get("mcpServers", {}) if isinstance(data, dict) else None
     if not isinstance(servers, dict):
         raise ConfigError(str(path), "mcpServers", "must be an object of server name to its definition",
                           'write {"mcpServers": {"name": {"command": "...", "args": []}}}')
