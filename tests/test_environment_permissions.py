@@ -65,6 +65,25 @@ async def test_a_read_deny_rule_refuses_the_env_file_and_nothing_else(tmp_path: 
     assert [d.tool for d in sink.of(ToolDenied)] == ["Read", "Read"]
 
 
+async def test_grep_and_glob_results_leave_out_the_files_a_read_rule_withholds(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _settings(root, {"permissions": {"deny": ["Read(./.env)", "Read(secrets/**)"]}})
+    (root / ".env").write_text("TOKEN=hunter2\n")
+    (root / "secrets").mkdir()
+    (root / "secrets" / "prod-key.txt").write_text("TOKEN=hunter3\n")
+    (root / "app.py").write_text("TOKEN = 'placeholder'\n")
+    model = ScriptedModel([tool_calls(("Grep", {"pattern": "TOKEN", "output_mode": "content"}),
+                                      ("Grep", {"pattern": "TOKEN"}), ("Glob", {"pattern": "**/*.txt"})),
+                           reply("ok")], name="scripted:exec")
+    await run(spec(), "search", root, {"scripted:exec": model})
+
+    content, files, globbed = (r.text() for r in results_in(model.calls[1]))
+    assert "app.py:1:TOKEN = 'placeholder'" in content
+    assert "hunter" not in content and "left out" in content
+    assert "app.py" in files and ".env" not in files and "prod-key" not in files
+    assert "prod-key" not in globbed
+
+
 async def test_an_edit_rule_covers_write_and_a_bare_deny_hides_the_tool(tmp_path: Path) -> None:
     root = _project(tmp_path)
     _settings(root, {"permissions": {"deny": ["Edit(/src/**)", "Bash"]}})

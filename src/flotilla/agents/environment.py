@@ -130,6 +130,10 @@ class Environment:
     def refusal(self, tool: str, input: dict[str, Any], *, approve_asks: bool) -> str | None:
         return self.permissions.refusal(tool, input, self.workspace, approve_asks=approve_asks)
 
+    def screen(self, tool: str, text: str, *, approve_asks: bool) -> str:
+        """A tool's output with what the permission rules withhold left out (Grep and Glob results)."""
+        return self.permissions.screen(tool, text, self.workspace, approve_asks=approve_asks)
+
 
 def _server_of(tool: str) -> str:
     """``mcp__git`` for ``mcp__git__git_status``."""

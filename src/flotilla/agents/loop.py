@@ -296,6 +296,7 @@ class _Run:
                 raise
             except Exception as exc:  # noqa: BLE001 - a tool's failure is the model's to read, not the run's end
                 output = ToolOutput(f"{call.name} failed: {type(exc).__name__}: {exc}", is_error=True)
+            output.content = self.environment.screen(call.name, output.content, approve_asks=self.limits.approve_asks)
             self.sink.emit(ToolCalled(run_id=self.run_id, tool=call.name, tool_use_id=call.id, input=input,
                                       is_error=output.is_error, output_preview=output.content[:300],
                                       duration_ms=(time.perf_counter() - started) * 1000))

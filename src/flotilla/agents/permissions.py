@@ -13,8 +13,8 @@ A rule is ``Tool`` or ``Tool(specifier)``:
   part, so ``Bash(rm:*)`` also refuses ``cd x && rm -rf y``.
 - ``Read(./.env)``, ``Edit(src/**)``: gitignore-style paths. ``//p`` is absolute, ``~/p`` in the
   home folder, ``/p`` from the project root, ``./p`` or ``p`` from the working directory (a bare
-  name like ``*.key`` matches at any depth). ``Read`` rules cover Read, Glob and Grep; ``Edit``
-  rules cover Edit and Write.
+  name like ``*.key`` matches at any depth). ``Read`` rules cover Read, and Glob and Grep, whose
+  results lose the lines of files such a rule withholds; ``Edit`` rules cover Edit and Write.
 - ``mcp__server`` (every tool of a server), ``mcp__server__tool``; ``Agent(name)``, ``Skill(name)``.
 
 Rules are looked at in the order deny, ask, allow; the first match decides. A deny refuses the
@@ -81,6 +81,28 @@ class Permissions:
         return (f"{tool} needs a person's approval under the permission rule {rule.text!r} (ask, in {rule.source}), "
                 "and this run is unattended, so it was refused. Do without it, or the user can start the run "
                 "with --yes to approve such calls.")
+
+    def screen(self, tool: str, text: str, cwd: Path, *, approve_asks: bool = False) -> str:
+        """Grep's and Glob's output without the lines of files a ``Read`` rule keeps from the agent.
+
+        A search over the whole tree would otherwise show what ``Read(./.env)`` refuses to read."""
+        rules = [r for r in self.rules["deny"] + ([] if approve_asks else self.rules["ask"])
+                 if r.tool == "Read" and r.specifier not in (None, "*")]
+        if tool not in ("Grep", "Glob") or not rules:
+            return text
+        kept = [line for line in text.split("\n") if not self._names_withheld_file(line, rules, cwd)]
+        dropped = text.count("\n") + 1 - len(kept)
+        note = f"\n[{dropped} line(s) from files that permission rules keep from reading were left out]"
+        return "\n".join(kept) + (note if dropped else "")
+
+    def _names_withheld_file(self, line: str, rules: list[Rule], cwd: Path) -> bool:
+        # A result line starts with a path: `path`, `path:12:text`, `path-12-context`, `path:3`.
+        for end in [len(line)] + [i for i, c in enumerate(line) if c in ":-"]:
+            candidate = line[:end]
+            if candidate and (cwd / candidate).is_file() \
+                    and any(self._path_matches(r, str(r.specifier), candidate, cwd) for r in rules):
+                return True
+        return False
 
     def _matches(self, rule: Rule, tool: str, input: dict[str, Any], cwd: Path, every_part: bool) -> bool:
         spec = rule.specifier
