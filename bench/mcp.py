@@ -38,7 +38,7 @@ from flotilla.messages import MessagesRequest, MessagesResponse, TextBlock, Tool
 from flotilla.store import SQLiteStore
 from flotilla.testing import FunctionModel
 
-STARTS = 8
+STARTS = 12
 CALLS = 100
 SERVER = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}
 
