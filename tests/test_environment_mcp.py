@@ -82,6 +82,14 @@ async def test_a_server_that_exits_at_once_is_reported_and_the_run_goes_on(tmp_p
     assert not any(n.startswith("mcp__") for n in tool_names(model.calls[0]))
 
 
+async def test_an_agent_that_may_not_use_a_server_does_not_start_it(tmp_path: Path) -> None:
+    root = _project(tmp_path, {"time": TIME_SERVER})
+    model = ScriptedModel([reply("ok")], name="scripted:exec")
+    _, _, sink = await run(spec(tools=["Read", "Edit"]), "x", root, {"scripted:exec": model})
+    assert sink.of(McpServerStarted) == [] and sink.of(McpServerFailed) == []
+    assert tool_names(model.calls[0]) == ["Read", "Edit"]
+
+
 def test_tools_name_one_mcp_tool_or_a_whole_server(tmp_path: Path) -> None:
     env = Environment.load(_project(tmp_path, {}))
     tools = dict.fromkeys(["mcp__git__git_status", "mcp__git__git_push", "mcp__time__convert_time"])

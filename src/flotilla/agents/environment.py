@@ -61,7 +61,7 @@ class Environment:
         """Starts the project's servers (``project``: the top-level run) and the agent's inline ones, at once.
 
         Returns every connection this run started (its to stop); a failure is emitted and logged."""
-        configs = list(self.servers.values()) if project else []
+        configs = [c for c in self.servers.values() if _may_use(spec, c)] if project else []
         for name, inline in spec.mcp_servers.items():
             if inline is not None:
                 configs.append(parse_server(name, inline, spec.source, project_root(self.workspace.resolve())))
@@ -133,6 +133,15 @@ class Environment:
     def screen(self, tool: str, text: str, *, approve_asks: bool) -> str:
         """A tool's output with what the permission rules withhold left out (Grep and Glob results)."""
         return self.permissions.screen(tool, text, self.workspace, approve_asks=approve_asks)
+
+
+def _may_use(spec: AgentSpec, server: ServerConfig) -> bool:
+    """Whether a top-level run needs a project server started: its agent may use the server's tools, or
+    may start subagents (which share the run's servers). An implementer limited to file tools starts none."""
+    allowed = spec.allowed_tools()
+    if spec.tools is None or "Agent" in allowed or server.name in spec.mcp_servers:
+        return True
+    return any(t.startswith(server.prefix) or t == server.prefix[:-2] for t in allowed)
 
 
 def _server_of(tool: str) -> str:
