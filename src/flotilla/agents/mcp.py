@@ -120,15 +120,21 @@ class McpConnection:
         return ToolOutput(render_result(result), is_error=bool(result.is_error))
 
     async def stop(self) -> None:
+        """Lets the SDK shut the server down (stdin closed, then its process group signalled), bounded."""
         self._stop.set()
-        if self._task is not None and not self._task.done():
-            try:
+        try:
+            if self._task is not None and not self._task.done():
                 await asyncio.wait_for(asyncio.shield(self._task), 10)
-            except (TimeoutError, asyncio.CancelledError):
+        except TimeoutError:
+            self._task.cancel()
+        except asyncio.CancelledError:  # our caller is cancelled: still end the connection, then go on cancelling
+            if self._task is not None:
                 self._task.cancel()
-        if not self._stderr.closed:
-            self._stderr_text = self.stderr()
-            self._stderr.close()
+            raise
+        finally:
+            if not self._stderr.closed:
+                self._stderr_text = self.stderr()
+                self._stderr.close()
 
     def stderr(self) -> str:
         if self._stderr.closed:
