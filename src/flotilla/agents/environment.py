@@ -40,6 +40,7 @@ class Environment:
     """The project's servers that started, shared by the run and its subagents."""
     failed: dict[str, str] = field(default_factory=dict)
     """Servers that did not start, with the reason."""
+    _prompts: dict[tuple[str, str, int], str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, workspace: Path, settings: Settings | None = None, *, user_dir: Path | None = None) -> Environment:
@@ -93,7 +94,15 @@ class Environment:
     # -- what the loop asks ---------------------------------------------------------
 
     def prompt(self, spec: AgentSpec) -> str:
-        """The memory and skills sections of the agent's system prompt, and a line per server that failed."""
+        """The memory and skills sections of the agent's system prompt, and a line per server that failed.
+
+        Built once per agent (the loop asks every turn), again only when another server has failed."""
+        key = (spec.name, spec.source, len(self.failed))
+        if key not in self._prompts:
+            self._prompts[key] = self._prompt(spec)
+        return self._prompts[key]
+
+    def _prompt(self, spec: AgentSpec) -> str:
         skills = visible(self.skills, spec.skills) if "Skill" in spec.allowed_tools() else {}
         parts = [self.memory.prompt(), skills_prompt(skills)]
         if self.failed:
