@@ -84,10 +84,11 @@ async def test_no_skills_means_no_skill_tool_and_no_section(tmp_path: Path) -> N
     assert "Skill" not in tool_names(model.calls[0]) and "# Skills" not in model.calls[0].system
 
 
-def test_a_skill_without_a_description_is_reported_and_left_out(tmp_path: Path) -> None:
+def test_a_skill_without_a_description_is_reported_and_a_person_only_skill_left_out(tmp_path: Path) -> None:
     root = _project(tmp_path)
     _skill(root / ".claude" / "skills", "vague", "name: vague", "body")
     _skill(root / ".claude" / "skills", "good", "description: fine", "body")
+    _skill(root / ".claude" / "skills", "manual", "description: by hand only\ndisable-model-invocation: true", "b")
     skills, errors = load_skills(root)
     assert list(skills) == ["good"]
     assert [(e.field, Path(e.path).parent.name) for e in errors] == [("description", "vague")]

@@ -1,7 +1,8 @@
 """Skills: folders of instructions an agent reads only when its task calls for them (Claude Code's Agent Skills).
 
 A skill is ``<folder>/SKILL.md`` with frontmatter ``name`` (default: the folder's name),
-``description`` (required: it is what the model chooses by) and optional ``allowed-tools``, found in::
+``description`` (required: it is what the model chooses by) and optional ``allowed-tools``, found in
+the folders below; one with ``disable-model-invocation: true`` is for a person to start, and is left out::
 
     <user>/skills/*/SKILL.md           (~/.claude/skills, or $CLAUDE_CONFIG_DIR/skills)
     <project>/.claude/skills/*/SKILL.md
@@ -40,6 +41,8 @@ class Skill:
     folder: Path
     allowed_tools: list[str] | None = None
     """``allowed-tools``, shown with the skill; it grants nothing here (there is no prompt to skip)."""
+    model_invocable: bool = True
+    """False for ``disable-model-invocation: true``: a skill only a person starts, so never offered here."""
 
     def body(self) -> str:
         return read_frontmatter((self.folder / "SKILL.md").read_text(encoding="utf-8"), str(self.folder))[1].strip()
@@ -65,7 +68,8 @@ def load_skills(workspace: Path, *, user_dir: Path | None = None) -> tuple[dict[
                 errors.append(exc)
                 log.warning("skipping skill: %s", exc)
                 continue
-            skills.setdefault(skill.name, skill)
+            if skill.model_invocable:  # `disable-model-invocation: true`: only a person may start it, and none is here
+                skills.setdefault(skill.name, skill)
     return skills, errors
 
 
@@ -82,7 +86,8 @@ def parse_skill(path: Path) -> Skill:
                              "decides to use it; say what the skill does and when to use it")
     tools = front.get("allowed-tools")
     allowed = [t.strip() for t in tools.split(",")] if isinstance(tools, str) else tools if isinstance(tools, list) else None
-    return Skill(name, " ".join(description.split())[:MAX_DESCRIPTION], path.parent, allowed)
+    return Skill(name, " ".join(description.split())[:MAX_DESCRIPTION], path.parent, allowed,
+                 model_invocable=front.get("disable-model-invocation") is not True)
 
 
 def visible(skills: dict[str, Skill], names: list[str] | None) -> dict[str, Skill]:
