@@ -16,6 +16,7 @@ from flotilla.errors import Cancelled
 from flotilla.messages import MessagesRequest, ToolResultBlock
 from flotilla.store import SQLiteStore
 from flotilla.testing import FunctionModel, reply, tool_call
+from test_durable_steps import runtime  # noqa: F401 - the durable runtime fixture, on this test's SQLite file
 from test_runtime_support import factory, settings_for, spec
 
 COUNTER = '''
@@ -59,11 +60,9 @@ async def mcp_replay(root: str) -> dict:
     return {"text": result.text, "stop": result.stop_reason, "replayed": steps.replayed}
 
 
-@pytest.fixture
-def runtime(tmp_path: Path):
-    rt = durable.launch(f"sqlite:///{tmp_path / 'flotilla.db'}")
-    yield rt
-    durable.shutdown()
+async def _second_model_call() -> None:
+    while len(MODEL.calls) < 2:
+        await asyncio.sleep(0.02)
 
 
 async def test_a_resumed_run_replays_its_finished_mcp_call(tmp_path: Path, runtime) -> None:
@@ -75,8 +74,7 @@ async def test_a_resumed_run_replays_its_finished_mcp_call(tmp_path: Path, runti
     GATE["open"] = False
     MODEL.calls.clear()
     handle = await durable.start(mcp_replay, str(tmp_path), workflow_id="mcp-replay")
-    while len(MODEL.calls) < 2:
-        await asyncio.sleep(0.02)
+    await asyncio.wait_for(_second_model_call(), 60)  # the MCP call is done and recorded; the next is in flight
     await durable.cancel(handle.id)
     with pytest.raises(Cancelled):
         await handle.result()
