@@ -133,6 +133,22 @@ def load_settings(flags: dict[str, Any] | None = None, *, cwd: Path | None = Non
     return Settings(data, origins, root)
 
 
+def project_root(cwd: Path) -> Path:
+    """The nearest folder at or above ``cwd`` holding ``flotilla.toml`` or ``.git`` (a worktree's own root)."""
+    return _project_root(cwd)
+
+
+def claude_dir(environ: dict[str, str] | None = None) -> Path:
+    """The user's Claude Code folder: ``$CLAUDE_CONFIG_DIR`` when set (as Claude Code honours it), else ``~/.claude``.
+
+    Everything flotilla reads from the user's side of Claude Code's environment (``CLAUDE.md``,
+    ``settings.json``, ``skills/``, ``agents/``) is found here, so one variable moves all of it
+    (tests point it at a temporary folder)."""
+    env = os.environ if environ is None else environ
+    configured = env.get("CLAUDE_CONFIG_DIR")
+    return Path(configured).expanduser() if configured else Path.home() / ".claude"
+
+
 def _project_root(cwd: Path) -> Path:
     for folder in (cwd, *cwd.parents):
         if (folder / PROJECT_FILE).is_file() or (folder / ".git").exists():

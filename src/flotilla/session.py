@@ -206,8 +206,10 @@ class Session:
     async def run(self, agent: str, task: str, *, model: str | Model | None = None, advisor: str | Model | None = None,
                   fallback: list[str] | tuple[str, ...] = (), budget_usd: float | None = None,
                   max_turns: int | None = None, timeout_s: float | None = None, read_only: bool | None = None,
-                  cwd: str | Path | None = None, sink: EventSink | None = None, run_id: str | None = None) -> Any:
-        """Runs one agent on a task in ``cwd`` (default the project) and returns its ``AgentResult``."""
+                  approve_asks: bool = False, cwd: str | Path | None = None, sink: EventSink | None = None,
+                  run_id: str | None = None) -> Any:
+        """Runs one agent on a task in ``cwd`` (default the project) and returns its ``AgentResult``.
+        ``approve_asks`` lets through the calls an ``ask`` permission rule holds for a person (``--yes``)."""
         from .agents.loader import get_agent
         from .kernel.agent_run import result_from_json
 
@@ -219,7 +221,8 @@ class Session:
         run_id = run_id or new_id()
         job = {"agent": agent, "task": task, "workspace": str(workspace), "run_id": run_id,
                "model": self.model_name(model), "advisor": self.model_name(advisor), "fallback": list(fallback),
-               "budget_usd": budget_usd, "max_turns": max_turns, "timeout_s": timeout_s, "read_only": read_only}
+               "budget_usd": budget_usd, "max_turns": max_turns, "timeout_s": timeout_s, "read_only": read_only,
+               "approve_asks": approve_asks}
         return result_from_json(await self._top("flotilla.agent", job, run_id, sink))
 
     async def race(self, spec: str, *, models: list[str | Model] | tuple[str | Model, ...] = (), check: str | None = None,
@@ -228,7 +231,7 @@ class Session:
 
         ``options`` are ``RaceOptions`` fields (``n``, ``agent``, ``parallel``, ``judge``, ``pick``,
         ``budget_usd``, ``max_turns``, ``attempt_timeout_s``, ``setup``, ``base``, ``allow_dirty``,
-        ``keep``, ``fallback``, ``queue``, ``remote``). Returns a ``RaceOutcome``.
+        ``keep``, ``fallback``, ``queue``, ``remote``, ``approve_asks``). Returns a ``RaceOutcome``.
         """
         from .patterns import race as racing
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from ..config import claude_dir
 from ..errors import AgentFileError, UnknownModel
 from .spec import ALL_TOOLS, AgentSpec
 
@@ -31,15 +32,16 @@ QUIET_FIELDS = {"color"}
 # Claude Code's older name for the subagent tool.
 TOOL_ALIASES = {"Task": "Agent"}
 _KNOWN = {"name", "description", "tools", "disallowedTools", "model", "permissionMode", "maxTurns",
-          "fallbackModel", "advisor", "budgetUsd"}
+          "fallbackModel", "advisor", "budgetUsd", "skills", "mcpServers"}
 _FRONTMATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?$\n?(.*)\Z", re.S | re.M)
 
 
 def agent_dirs(project_root: Path, home: Path | None = None) -> list[Path]:
     """The folders searched for agent files, highest precedence first."""
+    user_claude = home / ".claude" if home is not None else claude_dir()
     home = home if home is not None else Path.home()
     return [project_root / ".flotilla" / "agents", project_root / ".claude" / "agents",
-            home / ".config" / "flotilla" / "agents", home / ".claude" / "agents"]
+            home / ".config" / "flotilla" / "agents", user_claude / "agents"]
 
 
 @dataclass
@@ -144,6 +146,42 @@ def get_agent(name: str, project_root: Path | None = None, *, home: Path | None 
 
 def parse_agent(text: str, *, source: str, default_name: str = "") -> AgentSpec:
     """An ``AgentSpec`` from one agent file's text; raises ``AgentFileError`` naming the field."""
+    front, body = read_frontmatter(text, source)
+    field = _Fields(front, source)
+    spec = AgentSpec(
+        name=field.text("name", default_name),
+        description=field.text("description", ""),
+        system_prompt=body.strip(),
+        tools=field.names("tools"),
+        disallowed_tools=field.names("disallowedTools") or [],
+        model=field.text("model", "inherit") or "inherit",
+        permission_mode=field.choice("permissionMode", PERMISSION_MODES),
+        max_turns=field.positive_int("maxTurns"),
+        fallback_model=field.names("fallbackModel", tools=False) or [],
+        advisor=field.text("advisor", None),
+        budget_usd=field.money("budgetUsd"),
+        skills=field.names("skills", tools=False),
+        mcp_servers=_mcp_servers(front.get("mcpServers"), source),
+        source=source,
+        extra={k: v for k, v in front.items() if k not in _KNOWN},
+    )
+    if not spec.name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]*", spec.name):
+        raise AgentFileError(source, "name", f"{spec.name!r} is not a usable name; use letters, digits and '-'")
+    if len(spec.fallback_model) > 3:
+        raise AgentFileError(source, "fallbackModel", "at most 3 fallback models")
+    for key in spec.extra:
+        if key not in QUIET_FIELDS:
+            spec.warnings.append(f"{source}: unknown field {key!r} kept but not used")
+    for tool in (spec.tools or []) + spec.disallowed_tools:
+        if tool not in ALL_TOOLS and not tool.startswith("mcp__"):
+            spec.warnings.append(f"{source}: field 'tools': {tool!r} is not one of flotilla's tools "
+                                 f"({', '.join(ALL_TOOLS)}) nor an MCP tool (mcp__server__tool); it will never "
+                                 "be offered")
+    return spec  # its warnings are data: each front end shows them once
+
+
+def read_frontmatter(text: str, source: str) -> tuple[dict[str, Any], str]:
+    """The YAML frontmatter of a Markdown file (an agent, a skill) and the body after it."""
     match = _FRONTMATTER.match(text.lstrip("\ufeff"))
     if not match:
         raise AgentFileError(source, "(frontmatter)",
@@ -158,34 +196,30 @@ def parse_agent(text: str, *, source: str, default_name: str = "") -> AgentSpec:
             raise AgentFileError(source, "(frontmatter)", f"not valid YAML: {exc}") from None
     if not isinstance(front, dict):
         raise AgentFileError(source, "(frontmatter)", "must be a mapping of field: value")
-    field = _Fields(front, source)
-    spec = AgentSpec(
-        name=field.text("name", default_name),
-        description=field.text("description", ""),
-        system_prompt=match.group(2).strip(),
-        tools=field.names("tools"),
-        disallowed_tools=field.names("disallowedTools") or [],
-        model=field.text("model", "inherit") or "inherit",
-        permission_mode=field.choice("permissionMode", PERMISSION_MODES),
-        max_turns=field.positive_int("maxTurns"),
-        fallback_model=field.names("fallbackModel", tools=False) or [],
-        advisor=field.text("advisor", None),
-        budget_usd=field.money("budgetUsd"),
-        source=source,
-        extra={k: v for k, v in front.items() if k not in _KNOWN},
-    )
-    if not spec.name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]*", spec.name):
-        raise AgentFileError(source, "name", f"{spec.name!r} is not a usable name; use letters, digits and '-'")
-    if len(spec.fallback_model) > 3:
-        raise AgentFileError(source, "fallbackModel", "at most 3 fallback models")
-    for key in spec.extra:
-        if key not in QUIET_FIELDS:
-            spec.warnings.append(f"{source}: unknown field {key!r} kept but not used")
-    for tool in (spec.tools or []) + spec.disallowed_tools:
-        if tool not in ALL_TOOLS:
-            spec.warnings.append(f"{source}: field 'tools': {tool!r} is not one of flotilla's tools "
-                                 f"({', '.join(ALL_TOOLS)}); it will never be offered")
-    return spec  # its warnings are data: each front end shows them once
+    return front, match.group(2)
+
+
+def _mcp_servers(value: Any, source: str) -> dict[str, dict[str, Any] | None]:
+    """``mcpServers``: names of the project's servers (None) or inline definitions, by server name.
+
+    Claude Code accepts a list whose items are names or ``{name: config}``, or one ``{name: config}``."""
+    if value is None:
+        return {}
+    items = list(value.items()) if isinstance(value, dict) else None
+    if items is None and isinstance(value, list):
+        items = []
+        for item in value:
+            if isinstance(item, str):
+                items.append((item, None))
+            elif isinstance(item, dict):
+                items += list(item.items())
+            else:
+                items = None
+                break
+    if items is None or any(not isinstance(k, str) or not (c is None or isinstance(c, dict)) for k, c in items):
+        raise AgentFileError(source, "mcpServers", "must list server names from .mcp.json or "
+                             "{name: {command: ..., args: [...]}} definitions")
+    return dict(items)
 
 
 def _plain_fields(text: str) -> dict[str, Any] | None:

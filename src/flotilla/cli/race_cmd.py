@@ -41,6 +41,8 @@ def race(
     pick: str = typer.Option("auto", "--pick", help="auto: merge the winner; manual: leave it for `flotilla merge`."),
     keep: bool = typer.Option(False, "--keep", help="Keep every worktree and branch."),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="USD cap for the whole race."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Approve tool calls that `ask` permission rules hold "
+                             "for a person (unattended, they are refused)."),
     allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Race from HEAD despite uncommitted changes."),
     fallback_model: Optional[str] = typer.Option(None, "--fallback-model", help="Fallback models, comma-separated."),
     setup: Optional[str] = typer.Option(None, "--setup", help="A command run in each worktree first."),
@@ -110,7 +112,7 @@ def race(
             outcome = session.race_sync(spec, check=check, plans=plans, agent=agent, base=base, parallel=parallel,
                                         judge=judge, pick=pick, keep=keep, budget_usd=budget_usd,
                                         allow_dirty=allow_dirty, setup=setup, max_turns=max_turns,
-                                        attempt_timeout_s=attempt_timeout, queue=queue, remote=remote,
+                                        attempt_timeout_s=attempt_timeout, queue=queue, remote=remote, approve_asks=yes,
                                         sink=FanOut(view, Started()))
     except KeyboardInterrupt:
         if not started:

@@ -20,8 +20,8 @@ from ..agents.limits import LimitsConfig
 from ..agents.wiring import resolve_model_name, split_names
 from ..config import load_settings
 from ..errors import FlotillaError, UserError
-from ..events import AdvisorConsulted, Event, MessageAdded, ModelCalled, RunStarted, SandboxDenied, SteeringReceived, ToolCalled, \
-    ToolDenied
+from ..events import (AdvisorConsulted, Event, McpServerFailed, McpServerStarted, MessageAdded, ModelCalled, RunStarted,
+                      SandboxDenied, SteeringReceived, ToolCalled, ToolDenied)
 from ..models.catalog import Catalog
 from ..models.usage import format_cost, rows_cost
 from ..store import SQLiteStore, new_id, store_location
@@ -77,6 +77,8 @@ def run(
         f"Wall-clock seconds the run may take (default {LimitsConfig().wall_clock_s:g}; [limits] wall_clock_s; "
         "0 for no bound).")),
     read_only: bool = typer.Option(False, "--read-only", help="Refuse every tool that changes files."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Approve tool calls that `ask` permission rules hold "
+                             "for a person (unattended, they are refused)."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON, no live display."),
     durable_run: bool = typer.Option(True, "--durable/--no-durable",
                                      help="Record every step so a crash resumes (`flotilla resume RUN`)."),
@@ -97,7 +99,7 @@ def run(
     run_id = new_id()
     options = dict(model=model, advisor=advisor, fallback=split_names(fallback_model), max_turns=max_turns,
                    budget_usd=budget_usd, timeout_s=timeout, read_only=True if read_only else None, sink=display,
-                   run_id=run_id)
+                   run_id=run_id, approve_asks=yes)
     try:
         if display is None:
             result = session.run_sync(agent, task, **options)
@@ -154,6 +156,11 @@ class _Display:
             self._note(f"[red]denied[/] {event.tool}: {escape(event.reason[:160])}")
         elif isinstance(event, AdvisorConsulted):
             self._note(f"[magenta]advisor[/] ({event.trigger}) {event.advice[:100]}")
+        elif isinstance(event, McpServerFailed):
+            self._note(f"[red]MCP server {escape(event.server)} did not start[/] (the run goes on without it): "
+                       f"{escape(event.error)}" + (f"\n{escape(event.stderr[-600:])}" if event.stderr else ""))
+        elif isinstance(event, McpServerStarted):
+            self._note(f"MCP server {escape(event.server)}: {len(event.tools)} tools ({event.duration_ms:.0f} ms)")
         elif isinstance(event, SteeringReceived):
             self._note(f"[yellow]steered[/] {event.message[:100]}{' (read-only)' if event.read_only else ''}")
         if self.live is not None:

@@ -96,7 +96,7 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
           keep: bool = False, budget_usd: float | None = None, allow_dirty: bool = False, setup: str | None = None,
           base: str = "HEAD", fallback: list[str] | None = None, max_turns: int | None = None,
           attempt_timeout_s: float | None = None, queue: bool = False, remote: str | None = None,
-          plans: list[AttemptPlan] | None = None) -> Begun:
+          approve_asks: bool = False, plans: list[AttemptPlan] | None = None) -> Begun:
     """Checks everything a race needs before anything exists (no branch, no worktree, no run row when
     it fails), then records the race and names its attempts."""
     config = race_config(session.settings)
@@ -136,7 +136,8 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
            "plans": [dataclasses.asdict(p) for p in plans], "attempts": attempts,
            "parallel": parallel or config.parallel, "judge": judge, "pick": pick, "keep": keep,
            "budget_usd": budget_usd, "setup": setup or config.setup, "check_timeout_s": config.check_timeout_s,
-           "attempt_timeout_s": attempt_timeout_s, "max_turns": max_turns, "queue": queue, "remote": remote}
+           "attempt_timeout_s": attempt_timeout_s, "max_turns": max_turns, "queue": queue, "remote": remote,
+           "approve_asks": approve_asks}
     session.store.create_run("race", spec.strip().splitlines()[0][:80], run_id=race_id, meta={
         "spec": spec, "check": check, "base": base, "base_commit": base_commit, "base_branch": base_branch,
         "root": str(repo.root), "worktree_dir": wt_dir, "pick": pick, "judge": judge, "budget_usd": budget_usd,
@@ -152,7 +153,8 @@ def _unit(job: dict[str, Any], plan: dict[str, Any], attempt: dict[str, Any]) ->
                     worker=worker, check=job["check"], setup=job["setup"], worktree_dir=job["worktree_dir"],
                     max_turns=job["max_turns"], timeout_s=job["attempt_timeout_s"],
                     check_timeout_s=job["check_timeout_s"], budget_usd=job["budget_usd"],
-                    budget_scope=job["race_id"], remote=job["remote"] if job["queue"] else None)
+                    budget_scope=job["race_id"], remote=job["remote"] if job["queue"] else None,
+                    approve_asks=bool(job.get("approve_asks")))
 
 
 @task("flotilla.race")
