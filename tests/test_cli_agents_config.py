@@ -14,7 +14,7 @@ def flotilla(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "COLUMNS"}
     return subprocess.run([*FLOTILLA, *args], cwd=cwd, capture_output=True, text=True, timeout=60,
                           env={**environ, "HOME": str(cwd.parent / "home"), "FLOTILLA_STORE": str(cwd / "store.db"),
-                               **env})
+                               "CLAUDE_CONFIG_DIR": str(cwd.parent / "home" / ".claude"), **env})
 
 
 def agent(folder: Path, name: str, front: str) -> None:

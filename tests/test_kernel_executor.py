@@ -15,17 +15,17 @@ from flotilla.store import SQLiteStore
 CALLS: list[str] = []
 
 
-@task("test.child")
+@task("test.kernel_child")
 async def child(ex: Executor, job: dict) -> dict:
     await ex.step("child:work", lambda: CALLS.append(f"child {job['n']}"))
     await ex.sleep(job["n"] * 0.05)
     return {"n": job["n"]}
 
 
-@task("test.parent")
+@task("test.kernel_parent")
 async def parent(ex: Executor, job: dict) -> dict:
     first = await ex.step("parent:first", lambda: CALLS.append("parent") or "done once")
-    handles = [await ex.spawn("test.child", {"n": n}, id=f"{job['id']}-c{n}") for n in (3, 1, 2)]
+    handles = [await ex.spawn("test.kernel_child", {"n": n}, id=f"{job['id']}-c{n}") for n in (3, 1, 2)]
     fastest = await ex.wait_first(handles)
     results = [await ex.result(h) for h in handles]
     approval = await ex.wait_signal(f"{job['id']}:gate", timeout_s=30)
@@ -37,7 +37,7 @@ async def test_one_task_in_memory_and_durably(tmp_path: Path, durable: bool) -> 
     CALLS.clear()
     store = SQLiteStore(tmp_path / "store.db")
     async with Session(project=tmp_path, durable=durable, store=store) as session:
-        handle = await session.executor.spawn("test.parent", {"id": "p1"}, id="p1")
+        handle = await session.executor.spawn("test.kernel_parent", {"id": "p1"}, id="p1")
 
         async def approve_later() -> None:
             await asyncio.sleep(0.3)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from .config import Settings, load_settings
 from .errors import Cancelled, NothingToResume, UserError
 from .events import FanOut
-from .kernel.executor import TASKS, Handle, InMemoryExecutor
+from .kernel.executor import TASKS, InMemoryExecutor
 from .messages import Message, MessagesRequest, MessagesResponse
 from .models.meter import Meter
 from .models.catalog import Catalog
@@ -182,10 +182,6 @@ class Session:
         self.store.emit(event)
         self.observer(event.run_id or "").emit(event)
 
-    def for_job(self, job: dict[str, Any]) -> Session:
-        """The Session a task of ``job`` runs with here: this one (its store, models, observers)."""
-        return self
-
     # -- what flotilla does --------------------------------------------------------------------
 
     async def ask(self, model: str | Model, prompt: str, *, system: str | None = None, max_tokens: int = 1024,
@@ -266,8 +262,7 @@ class Session:
         if state == "cancelled":  # Ctrl-C, SIGTERM or `flotilla stop`: a person's decision, never undone
             raise NothingToResume(f"run {record['id']}: nothing to resume, it was stopped ({record['reason'] or 'cancelled'}); "
                                   "a stopped run stays stopped: start it again to redo it")
-        handle = durable.resume(record["id"])
-        return await self._await(handle, record["id"])
+        return await self.executor.result(durable.resume(record["id"]))
 
     def steer(self, run_id: str, message: str = "", *, read_only: bool = False) -> str:
         """Puts a message (and/or a switch to read-only) in a running run's inbox; a switch to read-only
@@ -375,7 +370,7 @@ class Session:
             self._observers[run_id] = sink
         handle = await self.executor.spawn(name, job, id=run_id)
         try:
-            return await self._await(handle, run_id)
+            return await self.executor.result(handle)
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel(run_id))
             if on_cancel is not None:
@@ -383,9 +378,6 @@ class Session:
             raise
         finally:
             self._observers.pop(run_id, None)
-
-    async def _await(self, handle: Handle, run_id: str) -> Any:
-        return await self.executor.result(handle)
 
     async def _cancel(self, run_id: str) -> None:
         """Stops a run and its children for good, and waits until they have recorded their end."""
@@ -411,7 +403,7 @@ def load_tasks() -> None:
 def _session_for(job: dict[str, Any]) -> Session:
     if _OWNER is None:
         raise RuntimeError("a durable task ran with no Session open in this process")
-    return _OWNER.for_job(job)
+    return _OWNER
 
 
 def _durable_url(store: Any) -> str | None:
