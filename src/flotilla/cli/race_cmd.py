@@ -168,11 +168,19 @@ def gc(
         out.print("nothing to collect: no crashed runs left anything behind")
 
 
-def demo(keep: bool = typer.Option(False, "--keep", help="Keep the demo repository to look around.")) -> None:
-    """Race three scripted attempts on a small library, offline, and merge the winner."""
+def demo(what: Optional[str] = typer.Argument(None, help="race (the default) or fanout."),
+         keep: bool = typer.Option(False, "--keep", help="Keep the demo repository to look around.")) -> None:
+    """Race three scripted attempts on a small library, offline, and merge the winner (`demo fanout`: a fan-out)."""
     from ..demo import run_demo
 
-    code = run_demo(keep=keep)
+    if what not in (None, "race", "fanout"):
+        raise UserError(f"no demo {what!r}: `flotilla demo` (a race) or `flotilla demo fanout`")
+    if what == "fanout":
+        from .fanout_cmd import demo_fanout
+
+        code = demo_fanout(keep)
+    else:
+        code = run_demo(keep=keep)
     if code:
         raise SystemExit(code)
 
