@@ -35,7 +35,7 @@ def slice_row(job: dict[str, Any], session: Any, unit: Any) -> dict[str, Any]:
     return {"status": unit.status, "proof_after": unit.check, "error": unit.error, "branch": unit.branch,
             "commit": unit.commit, "added": unit.added, "removed": unit.removed, "files_touched": touched,
             "tokens": unit.tokens, "cost_usd": unit.cost_usd, "started_at": unit.started_at,
-            "seconds": round(unit.seconds, 2),
+            "seconds": unit.seconds,
             "summary": summary_of(session, unit.run_id)}
 
 
