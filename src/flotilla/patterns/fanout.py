@@ -347,6 +347,8 @@ def record_cancelled(session: Any, job: dict[str, Any]) -> None:
     if mine.is_dir():
         for path in mine.iterdir():
             remove_worktree(repo, path)
+    delete_branch(repo, branch_name(fid, "base"))
+    _drop_if_empty(repo, branch_name(fid, "integration"), job["base_commit"])
     plan = store.get_run(fid)["meta"].get("plan") or []
     _finish(session, job, "cancelled", "stopped by the user; every slice's work is kept on its branch", plan,
             {s["id"]: {"status": "cancelled"} for s in plan})
@@ -354,6 +356,15 @@ def record_cancelled(session: Any, job: dict[str, Any]) -> None:
         if store.get_run(run_id)["status"] == "running":
             store.finish_run(run_id, "cancelled", "the fan-out was stopped")
             store.emit(RunFinished(run_id=run_id, status="cancelled", reason="the fan-out was stopped"))
+
+
+def _drop_if_empty(repo: Any, branch: str, base_commit: str) -> None:
+    """Deletes an integration branch that holds nothing yet (a stop before the first merge)."""
+    from ..workspaces._git import git
+
+    tip = git(repo.root, "rev-parse", "-q", "--verify", f"refs/heads/{branch}", check=False).stdout.strip()
+    if tip == base_commit:
+        delete_branch(repo, branch)
 
 
 def merge_integration(session: Any, fanout_id: str) -> str:
