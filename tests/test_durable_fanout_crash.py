@@ -12,6 +12,8 @@ import subprocess
 from flotilla.demo_fanout import CHECK, PLAN, make_shop
 from flotilla.store import SQLiteStore
 from test_durable_race_crash import FLOTILLA, counts, events, free_port, wait_for
+
+__all__ = ["FLOTILLA", "counts", "setup"]
 from test_race_support import branches, sh, worktrees
 
 

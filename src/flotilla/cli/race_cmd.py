@@ -114,13 +114,14 @@ def merge(
     squash: bool = typer.Option(False, "--squash", help="One squashed commit instead of a merge commit."),
     store: Optional[str] = typer.Option(None, "--store", help="Run store path."),
 ) -> None:
-    """Merge a race's winner (or a named attempt whose check passed) into the base branch."""
+    """Merge a race's winner (or a named attempt whose check passed), or a fan-out's integration branch."""
     from ..session import Session
 
     session = Session(project=Path.cwd(), durable=False, store=store)
     head = session.merge(run, attempt, squash=squash)
     record = session.store.get_run(run)
-    out.print(f"merged {record['result']['winner']} into {record['meta']['base_branch']} at {head[:10]}",
+    what = record["result"].get("winner") or record["result"].get("integration_branch")
+    out.print(f"merged {what} into {record['meta']['base_branch']} at {head[:10]}",
               highlight=False)
 
 
