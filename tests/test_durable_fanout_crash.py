@@ -5,13 +5,12 @@ second worker. And SIGTERM: a stop, recorded as cancelled, every slice's work ke
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 
 from flotilla.demo_fanout import CHECK, PLAN, make_shop
 from flotilla.store import SQLiteStore
-from test_durable_race_crash import FLOTILLA, counts, events, free_port, wait_for
+from test_durable_race_crash import FLOTILLA, counts, events, wait_for, with_fake_provider
 
 __all__ = ["FLOTILLA", "counts", "setup"]
 from test_race_support import branches, sh, worktrees
@@ -27,19 +26,8 @@ DATES = edit("shop/dates.py", "year % 4 == 0", "year % 4 == 0 and (year % 100 !=
 
 
 def setup(tmp_path, script):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    (tmp_path / "script.json").write_text(json.dumps(script))
-    fake = subprocess.Popen([FLOTILLA, "fake-provider", "--script", str(tmp_path / "script.json"), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     repo = make_shop(tmp_path / "shop")
-    (repo / "flotilla.toml").write_text(f'[providers.fake]\nkind = "anthropic"\nbase_url = "{url}"\n'
-                                        'api_key_env = "FAKE_PROVIDER_KEY"\n')
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "configure the fake provider")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
-    env["FAKE_PROVIDER_KEY"] = "test-key"
-    wait_for(lambda: counts(url) == {})
+    fake, url, env = with_fake_provider(tmp_path, script, repo)
     return fake, url, repo, env
 
 
