@@ -3,13 +3,15 @@
 The merge queue of a fan-out: ``merge_one`` merges a branch into the integration worktree, runs the
 check there, and keeps the merge only when it applied cleanly and the check passed; otherwise the
 integration branch goes back to where it was and the reason is returned. Each call starts by
-putting the worktree back at ``before`` (aborting a half-done merge), so it is safe to run again
-after a crash at any point.
+merging (a branch merged before a crash merges again as a no-op, a half-done merge is aborted and
+redone), and a merge not kept puts the worktree back at ``before``, so it is safe to run again after a
+crash at any point.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,15 +48,24 @@ async def merge_one(worktree: Worktree, branch: str, before: str, *, message: st
 
 
 def _merge(worktree: Worktree, branch: str, before: str, message: str) -> str | None:
-    _reset(worktree, before)
-    done = git(worktree.path, *identity_args(worktree.path), "merge", "--no-ff", "-q", "--no-verify", "-m", message,
-               branch, check=False)
-    if done.returncode == 0:
-        return None
-    files = out(worktree.path, "diff", "--name-only", "--diff-filter=U").split()
-    _reset(worktree, before)
+    """None when ``branch`` is merged (again: a branch merged before a crash merges as a no-op); else
+    the conflict, with the worktree back at ``before``. A merge a crash left half done is aborted and
+    the merge tried once more, so only a real conflict is reported as one."""
+    for _ in range(2):
+        done = git(worktree.path, *_ident(str(worktree.path)), "merge", "--no-ff", "-q", "--no-verify", "-m",
+                   message, branch, check=False)
+        if done.returncode == 0:
+            return None
+        files = out(worktree.path, "diff", "--name-only", "--diff-filter=U").split()
+        _reset(worktree, before)
     return "conflicts with the slices merged before it" + (f" in {', '.join(files)}" if files else
                                                          f": {(done.stderr or done.stdout).strip()[-200:]}")
+
+
+@functools.lru_cache(maxsize=64)
+def _ident(path: str) -> tuple[str, ...]:
+    """The commit identity arguments, once per worktree (two git calls each time would double a merge's)."""
+    return tuple(identity_args(path))
 
 
 def _reset(worktree: Worktree, before: str) -> None:
