@@ -308,6 +308,10 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
         from ..patterns.race import report
 
         out.print(report(store, run["id"]))
+    if run["kind"] == "fanout" and run["result"]:
+        from ..patterns._fanout_report import render
+
+        out.print(render(run["result"]), highlight=False, markup=False)
     for message in messages:
         _print_message(message)
     table = Table("run", "role", "model", "calls", "input", "output", "cache read", "cache write", "cost",
