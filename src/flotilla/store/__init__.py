@@ -46,7 +46,7 @@ def why_not_resumable(run: dict[str, object]) -> str | None:
     if status == "running":
         return None
     if status == "cancelled":
-        return f"run {run_id} was stopped{said}; a stopped run is over: start it again"
+        return f"run {run_id} was stopped{said}; a stopped run is over, there is nothing to resume: start it again"
     if status == "failed" and "crashed" in str(reason):
         return f"run {run_id} crashed and was given up{said}; start it again"
     return f"run {run_id} is finished: {status}{said}; there is nothing to resume (`flotilla show {run_id}`)"
