@@ -16,8 +16,8 @@ from typing import Any
 from ..errors import ProviderError
 from ..messages import MessagesRequest, MessagesResponse, estimate_tokens
 from ..messages import Usage as TokenUsage
-from ..models._chat import ChatStreamTranslator, from_chat_response
-from ..models._provider_errors import KINDS, retry_after
+from ..models.chat import ChatStreamTranslator, from_chat_response
+from ..models.provider_errors import KINDS, retry_after
 from .http import Response, Upstream
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..messages import MessagesRequest, MessagesResponse, stream_event_adapter
 from ..messages import Usage as TokenUsage
-from ..models._provider_errors import KINDS, retry_after
+from ..models.provider_errors import KINDS, retry_after
 from .http import Response, Upstream
 from .lean import fold_usage
 
