@@ -93,6 +93,9 @@ BAD = [
     ({"messages": [{"role": "user", "content": [{"text": "no type"}]}]}, "messages.0.content.0.type"),
     ({"thinking": {"type": "enabled", "budget_tokens": 2000}}, "max_tokens: must be greater than"),
     ({"model": ""}, "model"),
+    ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages.0.content.0.text: Field required"),
+    ({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [
+        {"type": "image"}]}]}]}, "messages.0.content.0.content.0.source: Field required"),
 ]
 
 

@@ -12,8 +12,6 @@ import os
 import time
 from typing import Any
 
-from pydantic import ValidationError
-
 from ..errors import ProviderError
 from ..messages import MessagesRequest, estimate_tokens
 from . import budget
@@ -26,7 +24,7 @@ from .proxy import Call, serve_plain, serve_stream
 from .relay import Relay
 from .routing import Route
 from .state import LiveConfig, Snapshot
-from .validate import check_request
+from .validate import check_request, parse_request
 
 log = logging.getLogger("flotilla.gateway")
 _JSON = (b"content-type", b"application/json")
@@ -107,7 +105,7 @@ class Gateway:
         who[0] = key.name
         data = _load_json(body)
         check_request(data)
-        request = _validate(data)
+        request = parse_request(data)
         route = snap.router.route(request, headers)
         chain = tuple(m for m in route.chain if key.allows(m))
         if not chain:
@@ -182,7 +180,7 @@ class Gateway:
         self.auth.authenticate(headers)
         data = _load_json(body)
         check_request(data, counting=True)
-        request = _validate({**data, "max_tokens": 1})  # count_tokens requests carry none
+        request = parse_request({**data, "max_tokens": 1})  # count_tokens requests carry none
         route = snap.router.route(request, headers)
         _reachable(snap, route, request)  # the same 404 as /v1/messages for a model with no route
         name = route.chain[0]
@@ -251,15 +249,6 @@ def _load_json(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise GatewayError(400, "the request body must be a JSON object")
     return data
-
-
-def _validate(data: dict[str, Any]) -> MessagesRequest:
-    try:
-        return MessagesRequest.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(map(str, err["loc"]))
-        raise GatewayError(400, f"{where}: {err['msg']}") from None
 
 
 async def _reply(send: Any, status: int, body: bytes, request_id: str, *, content_type: bytes = _JSON[1],

@@ -129,6 +129,7 @@ class LeanChat(Upstream):
         """
         translator = ChatStreamTranslator(self.model, message_id=relay.message_id)
         tally = relay.tally
+        deltas = chars = 0  # the shortcut's text deltas, counted here and added to the tally at the end
         text_index = -1  # the index of the open text block, when the last event was a text delta
         batches = self._chunks(request, relay.warnings)
         try:
@@ -137,8 +138,8 @@ class LeanChat(Upstream):
                 for chunk in batch:
                     text = _pure_text(chunk) if text_index >= 0 else None
                     if text is not None:
-                        tally.deltas += 1
-                        tally.chars += len(text)
+                        deltas += 1
+                        chars += len(text)
                         out.append(_TEXT_DELTA % (text_index, json.dumps(text, ensure_ascii=False).encode()))
                         continue
                     for event in translator.feed(chunk):
@@ -149,6 +150,8 @@ class LeanChat(Upstream):
                 if out:
                     yield b"".join(out)
         finally:
+            tally.deltas += deltas
+            tally.chars += chars
             await batches.aclose()
         if not translator.complete:
             raise self._fail("the stream ended before a finish reason", "connection_error")

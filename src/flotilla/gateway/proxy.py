@@ -54,9 +54,9 @@ def _for_backend(snap: Snapshot, name: str, backend: Any, request: MessagesReque
     model_id = name.split(":", 1)[-1]
     if request.model != model_id:
         request = request.model_copy(update={"model": model_id})
-    kind = snap.kind(name)
     if hasattr(backend, "sse"):  # the gateway's own fast paths take the relay whole
         return request, {"relay": relay}
+    kind = snap.kind(name)
     if kind == "anthropic":
         return request, {"headers": relay.headers} if relay.headers else {}
     if kind == "openai":
@@ -176,8 +176,9 @@ async def _stream(call: Call, snap: Snapshot, chain: tuple[str, ...], request: M
     loop = asyncio.get_running_loop()
     for i, name in enumerate(chain):
         call.model = name
-        call.relay = relay = Relay(message_id=call.relay.message_id, body=call.relay.body,
-                                   headers=call.relay.headers)
+        if i:  # a fresh tally and warnings for the next model of the chain
+            call.relay = Relay(message_id=call.relay.message_id, body=call.relay.body, headers=call.relay.headers)
+        relay = call.relay
         backend = snap.model(name)
         req, kwargs = _for_backend(snap, name, backend, request, relay)
         started = time.perf_counter()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
+from ..messages import MessagesRequest
 from .errors import GatewayError
 
 _ROLES = ("user", "assistant", "system")  # system inside messages: what Claude Code sends mid-conversation
@@ -41,7 +44,7 @@ def check_request(data: dict[str, Any], *, counting: bool = False) -> None:
         if "max_tokens" not in data:
             raise _fail("max_tokens", "Field required")
         max_tokens = data["max_tokens"]
-        if not _int(max_tokens):
+        if type(max_tokens) is not int:  # noqa: E721  (not isinstance: True is an int, and no max_tokens)
             raise _fail("max_tokens", "Input should be a valid integer")
         if max_tokens < 1:
             raise _fail("max_tokens", "Input should be greater than or equal to 1")
@@ -107,3 +110,29 @@ def _check_thinking(thinking: Any, max_tokens: Any, counting: bool) -> None:
         raise _fail("thinking.enabled.budget_tokens", "Input should be greater than or equal to 1024")
     if not counting and _int(max_tokens) and budget >= max_tokens:
         raise _fail("max_tokens", "must be greater than thinking.budget_tokens")
+
+
+def parse_request(data: dict[str, Any]) -> MessagesRequest:
+    """The canonical request; a shape the model refuses is a 400 naming the deepest field at fault."""
+    try:
+        return MessagesRequest.model_validate(data)
+    except ValidationError as exc:
+        err = max(exc.errors(), key=lambda e: len(_path(e["loc"])))
+        raise _fail(".".join(_path(err["loc"])) or "body", err["msg"]) from None
+
+
+def _path(loc: tuple[Any, ...]) -> list[str]:
+    """A pydantic location as the API names fields: union branches (``str``, ``list[…]``) and
+    block-type tags left out (``messages.0.content.list[tagged-union[…]].0.text.text`` is
+    ``messages.0.content.0.text``)."""
+    out: list[str] = []
+    tagged = False
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part):
+            tagged = tagged or part.startswith(("list[tagged-union", "tagged-union", "list[Annotated"))
+            continue
+        if tagged and not isinstance(part, int) and i and isinstance(loc[i - 1], int):
+            tagged = False
+            continue  # the block's type tag
+        out.append(str(part))
+    return out
