@@ -124,3 +124,21 @@ def test_a_budgeted_key_refuses_unpriced_models_unless_allowed(tmp_path) -> None
         for secret in (loose, free):
             assert gw.client(secret).messages.create(model="m", max_tokens=5, messages=PROMPT).content[0].text == "ok"
         assert [r["key_name"] for r in gw.rows(3)] == ["capped", "loose", "nobudget"]
+
+
+@pytest.mark.parametrize("backend", [OAI, ANTH])
+def test_a_sequential_client_never_meets_its_own_last_reservation(tmp_path, backend) -> None:
+    # One request's bound ($0.0325) is over the whole budget ($0.03): a request is admitted only when
+    # nothing is reserved, so the next one must find the last one settled the moment its answer ends.
+    upstream = "gpt-test" if backend == OAI else "claude-up"
+    step = {"text": "ok", "input_tokens": 300, "output_tokens": 10}
+    with FakeProvider({upstream: step}) as fp, \
+            gateway(tmp_path, fp.url, backend, extra=PRICES, keys={"gus": {"budget_usd": 0.03}}) as gw:
+        client = gw.client(gw.secrets["gus"])
+        for _ in range(6):
+            client.messages.create(model="m", max_tokens=1000, messages=PROMPT)
+            with client.messages.stream(model="m", max_tokens=1000, messages=PROMPT) as s:
+                s.get_final_message()
+        spent, reserved = gw.app.keys.spent(gw.app.keys.verify(gw.secrets["gus"]))
+        assert fp.count() == 12 and reserved == pytest.approx(0, abs=1e-12)
+        assert spent == pytest.approx(12 * (300 * 5 + 10 * 25) / 1e6)

@@ -120,6 +120,14 @@ class Gateway:
         relay = Relay(message_id="msg_" + request_id[4:], body=data,
                       headers={h: headers[h] for h in _PASSED_ON if h in headers} or None)
         call = Call(request_id=request_id, rule=route.rule, t0=t0, stream=bool(request.stream), relay=relay)
+        charged: list[float] = []
+
+        def settle() -> None:
+            if not charged:
+                charged.append(snap.catalog.cost(call.model, call.usage) if call.model else 0.0)
+                self.keys.settle(key, bound, charged[0])
+
+        call.settle = settle
         try:
             if request.stream:
                 await serve_stream(call, snap, chain, request, send, self.metrics, receive)
@@ -134,9 +142,8 @@ class Gateway:
             error.route = f"{call.rule}; model={call.model}"  # type: ignore[attr-defined]
             raise error from None
         finally:
-            cost = snap.catalog.cost(call.model, call.usage) if call.model else 0.0
-            self.keys.settle(key, bound, cost)
-            self._account(call, key, cost)
+            settle()
+            self._account(call, key, charged[0])
 
     def _account(self, call: Call, key: Key, cost: float) -> None:
         latency = time.perf_counter() - call.t0

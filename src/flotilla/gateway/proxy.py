@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,9 @@ class Call:
     estimated: bool = False
     """The usage is the gateway's count of what was relayed, not the upstream's."""
     relay: Relay = field(default_factory=lambda: Relay(message_id=""))
+    settle: Callable[[], None] = lambda: None
+    """Charges the key (idempotent): called before the last byte goes out, so that a client that
+    sends its next request the moment this one ends finds the budget already settled."""
 
 
 def _for_backend(snap: Snapshot, name: str, backend: Any, request: MessagesRequest,
@@ -131,6 +134,7 @@ async def serve_plain(call: Call, snap: Snapshot, chain: tuple[str, ...], reques
     headers = _headers(call)
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
+    call.settle()
     await send({"type": "http.response.body", "body": body})
 
 
@@ -214,6 +218,9 @@ async def _stream(call: Call, snap: Snapshot, chain: tuple[str, ...], request: M
             async for block in source:
                 if gone is not None and gone.done():
                     raise ConnectionResetError("the client went away")
+                if relay.complete:  # the last block: charge before the client can see message_stop
+                    _settle_usage(call, request)
+                    call.settle()
                 await send({"type": "http.response.body", "body": block, "more_body": True})
                 now_l = loop.time()
                 if now_l - moved > 1.0:

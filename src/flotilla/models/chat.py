@@ -31,6 +31,7 @@ from ..messages import (
     MessagesResponse,
     MessageStart,
     MessageStop,
+    RedactedThinkingBlock,
     SearchResultBlock,
     TextBlock,
     ThinkingBlock,
@@ -55,7 +56,7 @@ GEMINI_DROPPED_KEYWORDS = frozenset({
 _GEMINI_STRING_FORMATS = {"enum", "date-time"}
 MAX_STOP_SEQUENCES = 4
 """Chat Completions takes at most four stop sequences (api.openai.com refuses more)."""
-_SILENT = (ThinkingBlock,)  # earlier turns' thinking: documented above, not worth a warning
+_SILENT = (ThinkingBlock, RedactedThinkingBlock)  # earlier turns' thinking: documented above, no warning
 
 
 def to_chat_request(request: MessagesRequest | dict[str, Any], *, model: str, gemini: bool = False,
