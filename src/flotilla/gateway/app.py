@@ -143,6 +143,7 @@ class Gateway:
             raise error from None
         finally:
             settle()
+            del call.settle  # the closure refers to the call: no cycle left for the collector
             self._account(call, key, charged[0])
 
     def _account(self, call: Call, key: Key, cost: float) -> None:
