@@ -67,3 +67,30 @@ def test_usage_adds_and_estimate_grows_with_input():
     small = MessagesRequest(model="x", messages=[{"role": "user", "content": "hi"}])
     large = MessagesRequest(model="x", messages=[{"role": "user", "content": "hi " * 1000}])
     assert estimate_tokens(large) > estimate_tokens(small) * 100
+
+
+def test_every_block_type_of_the_api_is_accepted_and_unknown_ones_kept_verbatim():
+    from flotilla.messages import DocumentBlock, OtherBlock, SearchResultBlock
+
+    blocks = [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi"}, "title": "t"},
+        {"type": "search_result", "source": "https://x", "title": "X", "content": [{"type": "text", "text": "r"}]},
+        {"type": "container_upload", "file_id": "file_1"},
+        {"type": "some_future_block", "payload": {"deep": [1, 2]}},
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+            {"type": "tool_reference", "tool_name": "Grep"},
+            {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "doc"}]}}]},
+    ]
+    wire = {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": blocks},
+        {"role": "assistant", "content": [{"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search",
+                                           "input": {"query": "q"}}]}]}
+    request = MessagesRequest.model_validate(wire)
+    kinds = [type(b) for b in request.messages[0].content]
+    assert kinds == [DocumentBlock, SearchResultBlock, OtherBlock, OtherBlock, ToolResultBlock]
+    assert request.messages[0].content[0].plain_text() == "hi"
+    assert request.messages[0].content[4].content[1].plain_text() == "doc"
+    assert request.model_dump(mode="json", exclude_none=True) == wire
+    # What the agent loop builds still works as before.
+    result = ToolResultBlock(tool_use_id="t", content=[TextBlock(text="a"), TextBlock(text="b")])
+    assert result.text() == "ab"

@@ -31,13 +31,17 @@ def backend(body: dict) -> dict:
     return {"text": "ok"}
 
 
+def claude_env(tmp_path, url: str) -> dict[str, str]:
+    return {**os.environ, "ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "sk-unused", "HOME": str(tmp_path),
+            "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
+
+
 def test_claude_code_runs_a_tool_using_session_through_the_gateway(tmp_path) -> None:
     work = tmp_path / "project"
     work.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)
     with FakeProvider({"gpt-test": backend}) as fp, gateway(tmp_path, fp.url, 'default = "fakeoai:gpt-test"\n') as gw:
-        env = {**os.environ, "ANTHROPIC_BASE_URL": gw.url, "ANTHROPIC_API_KEY": "sk-unused", "HOME": str(tmp_path),
-               "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
+        env = claude_env(tmp_path, gw.url)
         done = subprocess.run([CLAUDE, "-p", "create a file hello.txt containing hi", "--allowedTools", "Bash",
                                "--output-format", "json"], cwd=work, env=env, capture_output=True, text=True,
                               timeout=120)
@@ -48,3 +52,16 @@ def test_claude_code_runs_a_tool_using_session_through_the_gateway(tmp_path) -> 
         turns = [r.body for r in fp.received if r.path == "/v1/chat/completions"]
         assert turns[-1]["messages"][-1]["role"] == "tool"  # the tool result went back in OpenAI's shape
         assert all(row["status"] == 200 for row in gw.rows(len(turns)))
+
+
+def test_claude_code_with_no_route_fails_at_once_instead_of_retrying(tmp_path) -> None:
+    work = tmp_path / "project"
+    work.mkdir()
+    with FakeProvider({}) as fp, gateway(tmp_path, fp.url, "", environ={}) as gw:
+        done = subprocess.run([CLAUDE, "-p", "say hi"], cwd=work, env=claude_env(tmp_path, gw.url),
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0
+        rows = gw.rows(1)
+        assert rows and all((r["status"], r["error"]) == (404, "not_found_error") for r in rows)
+        assert len(rows) <= 3  # a 404 is not retried (a 500 was, ten times, in silence)
+        assert fp.count() == 0

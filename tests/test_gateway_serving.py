@@ -154,7 +154,7 @@ def test_error_shapes(tmp_path) -> None:
         big = json.dumps({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x" * 1_200_000}]})
         r = httpx.post(gw.url + "/v1/messages", content=big)
         assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
-        r = httpx.post(gw.url + "/v1/messages", json={"model": "m", "messages": "nope"})
+        r = httpx.post(gw.url + "/v1/messages", json={"model": "m", "max_tokens": 5, "messages": "nope"})
         assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
         r = httpx.get(gw.url + "/v2/other")
         assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"

@@ -30,6 +30,8 @@ class Running:
     app: Gateway
     store: SQLiteStore
     root: Path
+    secrets: dict[str, str]
+    """The secret of each key created before the gateway started, by name."""
 
     def client(self, key: str = "unused", **kw: Any) -> anthropic.Anthropic:
         return anthropic.Anthropic(base_url=self.url, api_key=key, max_retries=0, **kw)
@@ -50,15 +52,20 @@ class Running:
 
 @contextmanager
 def gateway(root: Path, upstream_url: str, gateway_toml: str = "", *, environ: dict[str, str] | None = None,
-            providers: str = ""):
-    """The gateway serving ``root``'s flotilla.toml (fake providers, extra ``providers`` tables and
-    ``gateway_toml`` as the ``[gateway]`` section) on a free port."""
-    (root / "flotilla.toml").write_text(providers_toml(upstream_url) + providers + "\n[gateway]\n" + gateway_toml)
+            providers: str = "", host: str = "127.0.0.1", keys: tuple[str, ...] | dict[str, dict[str, Any]] = (),
+            extra: str = ""):
+    """The gateway serving ``root``'s flotilla.toml (fake providers, extra ``providers`` tables,
+    ``gateway_toml`` as the ``[gateway]`` section, then ``extra`` tables) on a free port of ``host``,
+    with ``keys`` created before it starts (names, or names mapped to ``KeyStore.create`` options)."""
+    (root / "flotilla.toml").write_text(providers_toml(upstream_url) + providers + "\n[gateway]\n" + gateway_toml
+                                        + "\n" + extra)
     env = dict(environ or {})
     store = SQLiteStore(root / "flotilla.db")
     app = build_gateway(store, live=project_config(root, environ=env), environ=env)
-    with running(app) as url:
-        yield Running(url, app, store, root)
+    options = keys if isinstance(keys, dict) else dict.fromkeys(keys, {})
+    secrets = {name: app.keys.create(name, **kw) for name, kw in options.items()}
+    with running(app, host=host) as url:
+        yield Running(url.replace("0.0.0.0", "127.0.0.1"), app, store, root, secrets)
     store.close()
 
 

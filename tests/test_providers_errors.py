@@ -8,7 +8,7 @@ import pytest
 
 from flotilla.errors import ProviderError
 from flotilla.messages import Message, MessagesRequest
-from flotilla.models._provider_errors import retry_after
+from flotilla.models.provider_errors import retry_after
 from flotilla.models.anthropic import AnthropicModel
 from flotilla.models.openai import OpenAIModel
 

@@ -15,7 +15,7 @@ from flotilla.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from flotilla.models._chat import clean_gemini_schema, from_chat_response, to_chat_request
+from flotilla.models.chat import clean_gemini_schema, from_chat_response, to_chat_request
 from flotilla.models.openai import OpenAIModel
 
 READ = ToolSpec(name="Read", description="Read a file", input_schema={
@@ -171,3 +171,27 @@ def test_gemini_schemas_lose_the_keywords_gemini_rejects() -> None:
     other = OpenAIModel("m", api_key="k", base_url="http://127.0.0.1:1/v1", provider="vllm")
     assert other.chat_body(ask(tools=[ToolSpec(name="T", input_schema=schema)]))["tools"][0]["function"][
         "parameters"] == schema
+
+
+def test_a_pdf_becomes_a_file_part_where_the_backend_takes_files() -> None:
+    pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"},
+           "title": "spec.pdf"}
+    request = MessagesRequest.model_validate({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": [pdf, {"type": "text", "text": "summarise"}]}]})
+    warnings: list[str] = []
+    part = to_chat_request(request, model="m", files=True, warnings=warnings)["messages"][0]["content"][0]
+    assert part == {"type": "file", "file": {"filename": "spec.pdf", "file_data": "data:application/pdf;base64,JVBE"}}
+    assert warnings == []
+    assert OpenAIModel("gpt-5", api_key="k").files and not OpenAIModel("q", base_url="http://127.0.0.1:1/v1").files
+    to_chat_request(request, model="m", warnings=warnings)
+    assert warnings == ["document blocks (1)"]
+
+
+async def test_interleaved_tool_calls_stream_block_by_block_through_the_sdk_adapter(fake_provider) -> None:
+    calls = [{"name": "Read", "input": {"file_path": "/a"}}, {"name": "Grep", "input": {"pattern": "x"}}]
+    fp = fake_provider({"gpt-t": {"tool_uses": calls, "interleave": True}})
+    events, final = await collect(model_for(fp), ask())
+    starts = [e.index for e in events if isinstance(e, ContentBlockStart)]
+    deltas = [e.index for e in events if isinstance(e, ContentBlockDelta)]
+    assert starts == [0, 1] and deltas == sorted(deltas)
+    assert [(b.name, b.input) for b in final.content] == [(c["name"], c["input"]) for c in calls]

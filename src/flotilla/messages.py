@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 
 class _Wire(BaseModel):
@@ -43,10 +43,47 @@ class ToolUseBlock(_Wire):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
+class DocumentBlock(_Wire):
+    """A document: ``source`` is ``{"type": "text", "data": …}``, ``base64``/``url`` (a PDF) or ``content``."""
+
+    type: Literal["document"] = "document"
+    source: dict[str, Any]
+    title: str | None = None
+    context: str | None = None
+
+    def plain_text(self) -> str | None:
+        """The document's text when it is text (a text source or a list of text blocks), else None."""
+        kind = self.source.get("type")
+        if kind == "text":
+            return str(self.source.get("data", ""))
+        if kind == "content":
+            content = self.source.get("content")
+            if isinstance(content, str):
+                return content
+            return "\n".join(str(b.get("text", "")) for b in content or [] if isinstance(b, dict)
+                             and b.get("type") == "text")
+        return None
+
+
+class SearchResultBlock(_Wire):
+    type: Literal["search_result"] = "search_result"
+    source: str
+    title: str = ""
+    content: list[TextBlock] = Field(default_factory=list)
+
+
+class OtherBlock(_Wire):
+    """Any other block type of the Messages API (``server_tool_use``, ``web_search_tool_result``,
+    ``container_upload``, ``tool_reference``, MCP and code-execution blocks, and types newer than
+    this module): kept verbatim, so it reaches an Anthropic backend as the client sent it."""
+
+    type: str
+
+
 class ToolResultBlock(_Wire):
     type: Literal["tool_result"] = "tool_result"
     tool_use_id: str
-    content: str | list[TextBlock | ImageBlock] = ""
+    content: str | list[ContentBlock] = ""
     is_error: bool | None = None
 
     def text(self) -> str:
@@ -66,10 +103,24 @@ class RedactedThinkingBlock(_Wire):
     data: str
 
 
+_TYPED = {"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking", "document", "search_result"}
+
+
+def _block_tag(value: Any) -> str:
+    """The union member for a block: its ``type`` when modelled, else ``other`` (kept as it came)."""
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in _TYPED else "other"
+
+
 ContentBlock = Annotated[
-    Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock, RedactedThinkingBlock],
-    Field(discriminator="type"),
+    Union[Annotated[TextBlock, Tag("text")], Annotated[ImageBlock, Tag("image")],
+          Annotated[ToolUseBlock, Tag("tool_use")], Annotated["ToolResultBlock", Tag("tool_result")],
+          Annotated[ThinkingBlock, Tag("thinking")], Annotated[RedactedThinkingBlock, Tag("redacted_thinking")],
+          Annotated[DocumentBlock, Tag("document")], Annotated[SearchResultBlock, Tag("search_result")],
+          Annotated[OtherBlock, Tag("other")]],
+    Discriminator(_block_tag),
 ]
+ToolResultBlock.model_rebuild()
 
 
 class Message(_Wire):

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         log_level: str = typer.Option("warning", help="uvicorn's log level."),
     ) -> None:
         """Serve the Anthropic-compatible gateway (point ANTHROPIC_BASE_URL at it)."""
-        from ..gateway.server import build_gateway, check_bind, serve
+        from ..gateway.server import build_gateway, check_bind, serve, startup_warnings
         from ..store import open_store
 
         gw = build_gateway(open_store(store))
@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
         check_bind(host_, gw)
         out.print(f"flotilla gateway on http://{host_}:{port_}  (ANTHROPIC_BASE_URL=http://{host_}:{port_})",
                   highlight=False)
+        out.print(f"auth: {gw.auth.mode}", highlight=False, markup=False)
+        for warning in startup_warnings(gw):
+            Console(stderr=True).print(f"warning: {warning}", highlight=False, markup=False)
         serve(gw, host_, port_, log_level=log_level)
 
     @keys.command("create")
@@ -46,11 +49,14 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option(..., "--name", help="A name for the key (shown in usage and metrics)."),
         budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Spending cap in USD."),
         models: Optional[str] = typer.Option(None, "--models", help="Comma-separated models it may use."),
+        allow_unpriced: bool = typer.Option(False, "--allow-unpriced",
+                                            help="With a budget: may use models the catalog has no price for "
+                                                 "(their calls count as $0)."),
         store: Optional[str] = typer.Option(None, help="Run store path."),
     ) -> None:
         """Create a key and print it: this is the only time it is shown."""
         allowed = [m.strip() for m in (models or "").split(",") if m.strip()]
-        secret = _keys(store).create(name, budget_usd=budget_usd, models=allowed)
+        secret = _keys(store).create(name, budget_usd=budget_usd, models=allowed, allow_unpriced=allow_unpriced)
         out.print(secret, highlight=False, soft_wrap=True)
         make_console(stderr=True).print(f"key {name!r} created; store it now, it cannot be shown again")
 
@@ -82,14 +88,15 @@ def register(app: typer.Typer) -> None:
         since: Optional[str] = typer.Option(None, "--since", help="Only requests since: 30m, 12h, 7d or YYYY-MM-DD."),
         store: Optional[str] = typer.Option(None, help="Run store path."),
     ) -> None:
-        """Gateway requests, tokens and cost, grouped."""
+        """Gateway requests, tokens and cost, grouped; "estimated" counts requests charged from what was
+        relayed (a stream the client left, or one cut) because the upstream never said its usage."""
         rows = _keys(store).usage(by, parse_since(since) if since else None)
         table = Table(by, "requests", "errors", "input", "output", "cache read", "cache write", "cost $",
-                      "avg ms", "avg ttft ms")
+                      "estimated", "avg ms", "avg ttft ms")
         for r in rows:
             table.add_row(str(r["name"]), str(r["requests"]), str(r["errors"] or 0), str(r["input_tokens"] or 0),
                           str(r["output_tokens"] or 0), str(r["cache_read_tokens"] or 0),
-                          str(r["cache_write_tokens"] or 0), f"{r['cost_usd'] or 0:.4f}",
+                          str(r["cache_write_tokens"] or 0), f"{r['cost_usd'] or 0:.4f}", str(r["estimated"] or 0),
                           f"{r['avg_latency_ms'] or 0:.1f}", f"{r['avg_ttft_ms'] or 0:.1f}")
         out.print(table)
 

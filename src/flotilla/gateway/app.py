@@ -12,31 +12,41 @@ import os
 import time
 from typing import Any
 
-from pydantic import ValidationError
-
 from ..errors import ProviderError
-from ..messages import MessagesRequest, Usage, estimate_tokens
+from ..messages import MessagesRequest, estimate_tokens
+from . import budget
+from .auth import Auth
 from .errors import GatewayError, from_exception
-from .keys import ANONYMOUS, Key, KeyStore
+from .keys import UNAUTHENTICATED, Key, KeyStore
+from .listing import model_entry, models_page
 from .metrics import Metrics
 from .proxy import Call, serve_plain, serve_stream
+from .relay import Relay
+from .routing import Route
 from .state import LiveConfig, Snapshot
+from .validate import check_request, parse_request
 
 log = logging.getLogger("flotilla.gateway")
 _JSON = (b"content-type", b"application/json")
 _PASSED_ON = ("anthropic-beta", "anthropic-version")
-_ESTIMATED_OUTPUT_TOKENS = 4096  # a budget reservation's output guess, capped by max_tokens
 
 
 class Gateway:
-    """``Gateway(live, keys)`` is the ASGI app ``flotilla gateway`` serves."""
+    """``Gateway(live, keys)`` is the ASGI app ``flotilla gateway`` serves.
+
+    Its auth mode is decided by ``bind(host)`` (``serve`` and ``running`` call it), see ``auth``.
+    """
 
     def __init__(self, live: LiveConfig, keys: KeyStore, metrics: Metrics | None = None) -> None:
         self.live = live
         self.keys = keys
         self.metrics = metrics or Metrics()
-        self._auth_required = keys.any_configured()
-        self._auth_checked = time.monotonic()
+        config = live.current.config
+        self.auth = Auth(keys, config.auth, config.host)
+
+    def bind(self, host: str) -> None:
+        """Decides the auth mode for ``host``; refuses (``UserError``) what cannot be served safely."""
+        self.auth.bind(host)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -48,78 +58,93 @@ class Gateway:
         t0 = time.perf_counter()
         request_id = "req_" + os.urandom(12).hex()
         method, path = scope["method"], scope["path"]  # ASGI gives the path without its query
+        who = [UNAUTHENTICATED]  # the key name, once verified, for the row of a refused request
         try:
             if path == "/v1/messages" and method == "POST":
-                await self._messages(scope, receive, send, request_id, t0)
+                await self._messages(scope, receive, send, request_id, t0, who)
             elif path == "/v1/messages/count_tokens" and method == "POST":
                 await self._count_tokens(scope, receive, send, request_id)
             elif path == "/v1/models" and method == "GET":
-                self._authenticate(_headers(scope))
-                await _reply(send, 200, json.dumps(self._models()).encode(), request_id)
+                self.auth.authenticate(_headers(scope))
+                page = models_page(self.live.get(), scope.get("query_string", b""))
+                await _reply(send, 200, json.dumps(page).encode(), request_id)
+            elif path.startswith("/v1/models/") and method == "GET":
+                self.auth.authenticate(_headers(scope))
+                entry = model_entry(self.live.get(), path[len("/v1/models/"):])
+                await _reply(send, 200, json.dumps(entry).encode(), request_id)
             elif path in ("/", "/health") and method in ("GET", "HEAD"):
                 body = b"" if method == "HEAD" else json.dumps(
                     {"status": "ok", "service": "flotilla gateway"}).encode()
                 await _reply(send, 200, body, request_id)
             elif path == "/metrics" and method == "GET":
+                if self.auth.metrics_need_key:  # key names and per-key spend: not for anyone on the network
+                    self.auth.authenticate(_headers(scope))
                 await _reply(send, 200, self.metrics.render().encode(), request_id,
                              content_type=b"text/plain; version=0.0.4")
             else:
                 raise GatewayError(404, f"no endpoint {method} {path}; this gateway serves POST /v1/messages, "
-                                        "POST /v1/messages/count_tokens, GET /v1/models, /health and /metrics",
+                                        "POST /v1/messages/count_tokens, GET /v1/models[/ID], /health and /metrics",
                                    "not_found_error")
         except Exception as exc:
             if not isinstance(exc, GatewayError):
                 log.exception("gateway request %s failed", request_id)
-            error = from_exception(exc)
+            error = from_exception(exc, self.live.current.secrets)
             self.metrics.errors[(error.kind,)] += 1
             if path == "/v1/messages" and not getattr(exc, "logged", False):
-                self._log_refused(request_id, error, t0)
+                self._log_refused(request_id, error, t0, who[0])
             await _error(send, error, request_id, t0)
 
     # -- POST /v1/messages ------------------------------------------------
 
     async def _messages(self, scope: dict[str, Any], receive: Any, send: Any, request_id: str,
-                        t0: float) -> None:
+                        t0: float, who: list[str]) -> None:
         snap = self.live.get()
         headers = _headers(scope)
         body = await _read_body(receive, headers, snap.config.max_body_mb)
-        key = self._authenticate(headers)
-        request = _parse(body)
+        key = self.auth.authenticate(headers)
+        who[0] = key.name
+        data = _load_json(body)
+        check_request(data)
+        request = parse_request(data)
         route = snap.router.route(request, headers)
         chain = tuple(m for m in route.chain if key.allows(m))
         if not chain:
             raise GatewayError(403, f"key {key.name!r} may not use {', '.join(route.chain)}; "
                                     f"it is limited to {', '.join(key.models)}", "permission_error")
-        estimate = self._estimate(snap, key, chain[0], request)
-        if not self.keys.reserve(key, estimate):
-            raise GatewayError(429, f"the budget of key {key.name!r} (${key.budget_usd:.2f}) is spent; "
-                                    "raise it or create a key with a new budget", "rate_limit_error")
-        passed_on = {h: headers[h] for h in _PASSED_ON if h in headers}
-        call = Call(request_id=request_id, rule=route.rule, t0=t0, stream=bool(request.stream))
+        _reachable(snap, route, request)
+        bound = 0.0
+        if key.budget_usd is not None:
+            chain = budget.priced_chain(snap.catalog, key, chain)
+            bound = budget.bound_usd(snap.catalog, chain, request, len(body))
+            budget.admit(self.keys, key, bound)
+        relay = Relay(message_id="msg_" + request_id[4:], body=data,
+                      headers={h: headers[h] for h in _PASSED_ON if h in headers} or None)
+        call = Call(request_id=request_id, rule=route.rule, t0=t0, stream=bool(request.stream), relay=relay)
+        charged: list[float] = []
+
+        def settle() -> None:
+            if not charged:
+                charged.append(snap.catalog.cost(call.model, call.usage) if call.model else 0.0)
+                self.keys.settle(key, bound, charged[0])
+
+        call.settle = settle
         try:
             if request.stream:
-                await serve_stream(call, snap, chain, request, passed_on, send, self.metrics, receive)
+                await serve_stream(call, snap, chain, request, send, self.metrics, receive)
             else:
-                await serve_plain(call, snap, chain, request, passed_on, send, self.metrics)
+                await serve_plain(call, snap, chain, request, send, self.metrics)
         except Exception as exc:
             if not isinstance(exc, GatewayError):
                 log.exception("gateway request %s failed", request_id)
-            error = from_exception(exc)
+            error = from_exception(exc, snap.secrets)
             call.status, call.error = error.status, error.kind
             error.logged = True  # type: ignore[attr-defined]  # by the finally below
             error.route = f"{call.rule}; model={call.model}"  # type: ignore[attr-defined]
             raise error from None
         finally:
-            cost = snap.catalog.cost(call.model, call.usage) if call.model else 0.0
-            self.keys.settle(key, estimate, cost)
-            self._account(call, key, cost)
-
-    def _estimate(self, snap: Snapshot, key: Key, model: str, request: MessagesRequest) -> float:
-        if key.budget_usd is None:
-            return 0.0
-        guess = Usage(input_tokens=estimate_tokens(request),
-                      output_tokens=min(request.max_tokens, _ESTIMATED_OUTPUT_TOKENS))
-        return snap.catalog.cost(model, guess)
+            settle()
+            del call.settle  # the closure refers to the call: no cycle left for the collector
+            self._account(call, key, charged[0])
 
     def _account(self, call: Call, key: Key, cost: float) -> None:
         latency = time.perf_counter() - call.t0
@@ -138,16 +163,18 @@ class Gateway:
                 "cache_write_tokens": u.cache_creation_input_tokens, "cost_usd": cost,
                 "latency_ms": latency * 1000, "ttft_ms": call.ttft * 1000 if call.ttft is not None else None,
                 "overhead_ms": call.overhead_ms, "stream": int(call.stream), "error": call.error,
-                "at": time.time()})
+                "estimated": int(call.estimated), "at": time.time()})
         except Exception:  # the log must never fail a request that was served
             log.exception("could not write the gateway request log")
 
-    def _log_refused(self, request_id: str, error: GatewayError, t0: float) -> None:
-        """A request refused before any backend was called (bad body, key, budget, route) still gets its row."""
+    def _log_refused(self, request_id: str, error: GatewayError, t0: float, key_name: str) -> None:
+        """A request refused before any backend was called (bad body, key, budget, route) still gets its row,
+        under its key's name (``(unauthenticated)`` when no key was verified)."""
         if not self.live.current.config.log_requests:
             return
         try:
-            self.keys.log({"request_id": request_id, "route": "none", "status": error.status, "error": error.kind,
+            self.keys.log({"request_id": request_id, "key_name": key_name, "route": "none",
+                           "status": error.status, "error": error.kind, "estimated": 0,
                            "latency_ms": (time.perf_counter() - t0) * 1000, "at": time.time()})
         except Exception:
             log.exception("could not write the gateway request log")
@@ -158,19 +185,21 @@ class Gateway:
         snap = self.live.get()
         headers = _headers(scope)
         body = await _read_body(receive, headers, snap.config.max_body_mb)
-        self._authenticate(headers)
+        self.auth.authenticate(headers)
         data = _load_json(body)
-        data.setdefault("max_tokens", 1)  # count_tokens requests carry none
-        request = _validate(data)
+        check_request(data, counting=True)
+        request = parse_request({**data, "max_tokens": 1})  # count_tokens requests carry none
         route = snap.router.route(request, headers)
+        _reachable(snap, route, request)  # the same 404 as /v1/messages for a model with no route
         name = route.chain[0]
+        backend = snap.model(name)  # an unknown provider: the same 404 as /v1/messages gives
         extra: list[tuple[bytes, bytes]] = []
         if snap.kind(name) == "anthropic":
             passed_on = {h: headers[h] for h in _PASSED_ON if h in headers}
             try:
-                count = await snap.model(name).count_tokens(request, headers=passed_on or None)
+                count = await backend.count_tokens(request, headers=passed_on or None)
             except ProviderError as exc:
-                raise from_exception(exc) from None
+                raise from_exception(exc, snap.secrets) from None
             result: dict[str, Any] = {"input_tokens": count}
         else:
             result = {"input_tokens": estimate_tokens(request), "estimated": True}
@@ -178,36 +207,20 @@ class Gateway:
         extra.append((b"x-flotilla-route", f"{route.rule}; model={name}".encode()))
         await _reply(send, 200, json.dumps(result).encode(), request_id, extra=extra)
 
-    # -- helpers ------------------------------------------------------------
 
-    def _authenticate(self, headers: dict[str, str]) -> Key:
-        now = time.monotonic()
-        if now - self._auth_checked > 1.0:  # keys created by `flotilla keys` in another process
-            self._auth_checked = now
-            self._auth_required = self.keys.any_configured()
-        if not self._auth_required:
-            return ANONYMOUS
-        secret = headers.get("x-api-key")
-        if not secret:
-            auth = headers.get("authorization", "")
-            if auth[:7].lower() == "bearer ":
-                secret = auth[7:].strip()
-        if not secret:
-            raise GatewayError(401, "this gateway needs a key: send it as x-api-key or "
-                                    "Authorization: Bearer (`flotilla keys create` makes one)")
-        key = self.keys.verify(secret)
-        if key is None:
-            raise GatewayError(401, "the key sent is unknown or revoked")  # never echo the key
-        return key
-
-    def _models(self) -> dict[str, Any]:
-        snap = self.live.get()
-        names = list(snap.config.aliases) + sorted(snap.catalog.aliases) + sorted(
-            m for m in snap.catalog.models if "*" not in m)
-        data = [{"type": "model", "id": n, "display_name": n, "created_at": "2025-01-01T00:00:00Z"}
-                for n in dict.fromkeys(names)]
-        return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None}
+def _reachable(snap: Snapshot, route: Route, request: MessagesRequest) -> None:
+    """A request no rule took, for a model the gateway cannot reach, is the client's 404 naming the fix;
+    a retryable 500 would have Claude Code retry it in silence."""
+    if route.rule != "model":
+        return
+    try:
+        snap.model(route.chain[0])
+    except GatewayError as exc:
+        raise GatewayError(
+            404, f"no route for model {request.model!r}: no [gateway] rule matched it, so it was taken as "
+                 f"{route.chain[0]}, and {exc.message}. Fix: set [gateway] default = \"provider:model\" in "
+                 "flotilla.toml, or add a rule that takes it (aliases, background for haiku-family models, …)",
+            "not_found_error") from None
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
@@ -244,19 +257,6 @@ def _load_json(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise GatewayError(400, "the request body must be a JSON object")
     return data
-
-
-def _validate(data: dict[str, Any]) -> MessagesRequest:
-    try:
-        return MessagesRequest.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(map(str, err["loc"]))
-        raise GatewayError(400, f"{where}: {err['msg']}") from None
-
-
-def _parse(body: bytes) -> MessagesRequest:
-    return _validate(_load_json(body))
 
 
 async def _reply(send: Any, status: int, body: bytes, request_id: str, *, content_type: bytes = _JSON[1],

@@ -8,6 +8,8 @@ Field names follow claude-code-router's ``Router`` block where it has one
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_CHAIN = 3
@@ -47,6 +49,10 @@ class GatewayConfig(BaseModel):
 
     host: str = "127.0.0.1"
     """Where to listen; anything but loopback needs a key (master or created)."""
+    auth: Literal["auto", "keys", "open"] = "auto"
+    """``keys``: every request needs a valid key (with none, every request gets 401). ``open``: no
+    key is asked for (loopback only). ``auto``: open on loopback while no key was ever created and no
+    master key is set; from the first key created on, ``keys`` for good (revoking keys never opens it)."""
     port: int = 8788
     default: list[str] | None = None
     """Serves every request no other rule takes; None passes the requested model through the catalog."""
@@ -78,6 +84,14 @@ class GatewayConfig(BaseModel):
     (same translation, far less CPU per call); off, or with an HTTP proxy set, the SDK is used."""
     log_requests: bool = True
     """Write one usage row per request to the store."""
+    fallback_on_rate_limit: bool | list[str] = False
+    """Move along a fallback chain on 429 too: true for every route, or the rules that should
+    (``["default", "think", "alias:fast"]``). Off by default, as in Claude Code: a 429 usually
+    clears, and the next model may cost more."""
+
+    def falls_back_on_rate_limit(self, rule: str) -> bool:
+        value = self.fallback_on_rate_limit
+        return value if isinstance(value, bool) else rule in value
 
     _chains = field_validator("default", "background", "think", "long_context", "web_search",
                               mode="before")(lambda v: _chain(v))

@@ -1,8 +1,14 @@
-"""Errors in Anthropic's JSON shape, and the mapping from flotilla's error tree to them."""
+"""Errors in Anthropic's JSON shape, and the mapping from flotilla's error tree to them.
+
+Upstream messages are scrubbed on the way: a provider that echoes the request's
+``Authorization`` header must not hand the gateway's key to every client.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 
 from ..errors import BudgetExceeded, ProviderError
 
@@ -40,19 +46,40 @@ class GatewayError(Exception):
         return b"event: error\ndata: " + self.body(request_id) + b"\n\n"
 
 
-def from_exception(exc: BaseException) -> GatewayError:
+# A bearer credential, an api-key header's value, or a key-shaped token (sk-…, sk-ant-…, flt-…, AIza…).
+_SECRET_SHAPES = re.compile(
+    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"
+    r"|((?:x-api-key|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"
+    r"|\b(?:sk-(?:ant-)?|flt-|AIza)[A-Za-z0-9_-]{8,}")
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` without the given secrets and without anything shaped like a key or bearer token."""
+    for secret in secrets:
+        if secret and len(secret) >= 6 and secret in text:
+            text = text.replace(secret, "[redacted]")
+    if not any(m in text for m in ("earer", "ey", "uthorization", "sk-", "flt-", "AIza")):
+        return text
+    return _SECRET_SHAPES.sub(lambda m: (m.group(1) or m.group(2) or "") + "[redacted]", text)
+
+
+def from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> GatewayError:
     """The gateway error for anything raised while serving; the message never carries a key."""
     if isinstance(exc, GatewayError):
         return exc
     if isinstance(exc, BudgetExceeded):
         return GatewayError(429, str(exc))
     if isinstance(exc, ProviderError):
-        return _from_provider(exc)
+        error = _from_provider(exc)
+        error.message = scrub(error.message, secrets)
+        return error
     return GatewayError(500, f"internal error: {type(exc).__name__}")
 
 
 def _from_provider(exc: ProviderError) -> GatewayError:
     where = f"{exc.provider}:{exc.model}" if exc.provider else exc.model
+    if exc.kind == "malformed_response":
+        return GatewayError(500, f"upstream {where} sent an answer that is not valid JSON", "api_error")
     if exc.status is None:
         if "timeout" in exc.kind or "timed out" in str(exc).lower():
             return GatewayError(504, f"upstream {where} timed out", "timeout_error")

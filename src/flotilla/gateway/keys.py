@@ -2,9 +2,11 @@
 
 A key is shown once, when it is created; the store keeps its SHA-256 only (keys
 are 256 random bits, so a plain hash is enough). Budgets are reserved before a
-call and settled after it with single conditional UPDATEs, so concurrent
-requests (from one gateway or several sharing the store) cannot pass a budget
-by more than one in-flight request's estimate.
+call and settled after it with single conditional UPDATEs. What is reserved is
+a bound the call cannot exceed (see ``app.Gateway._bound``), and a request is
+admitted while spent + reserved is under the budget, so concurrent requests
+(from one gateway or several sharing the store) end at most one request's
+bound over it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ CREATE TABLE IF NOT EXISTS gateway_requests (
     stream INTEGER, error TEXT, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS gateway_requests_at ON gateway_requests(at);
 """
+_ADDED = (("gateway_keys", "allow_unpriced", "INTEGER NOT NULL DEFAULT 0"),
+          ("gateway_requests", "estimated", "INTEGER DEFAULT 0"))
+"""Columns later than the first schema, added to stores made before them."""
+UNAUTHENTICATED = "(unauthenticated)"
+"""The key name logged for a request refused before a key was verified."""
 
 KEY_PREFIX = "flt-"
 MASTER = "master"
@@ -48,6 +55,8 @@ class Key:
     models: tuple[str, ...] = ()
     budget_usd: float | None = None
     prefix: str = ""
+    allow_unpriced: bool = False
+    """Whether a budgeted key may use models the catalog has no price for (their cost counts as $0)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def allows(self, model: str) -> bool:
@@ -70,21 +79,40 @@ class KeyStore:
         self.store = store
         self._master_hash = hash_key(master_key) if master_key else None
         store.executescript(SCHEMA)
+        for table, column, kind in _ADDED:
+            if not any(r["name"] == column for r in store.execute(f"PRAGMA table_info({table})")):
+                store.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         self._log = RequestLog(store)
+
+    @property
+    def has_master(self) -> bool:
+        return self._master_hash is not None
 
     # -- keys -------------------------------------------------------------
 
-    def create(self, name: str, *, budget_usd: float | None = None,
-               models: list[str] | None = None) -> str:
-        """Creates a key and returns its secret: the only time it is ever visible."""
-        if self.store.execute("SELECT 1 FROM gateway_keys WHERE name = ?", (name,)):
-            raise UserError(f"a gateway key named {name!r} exists; pick another name or revoke it first")
+    def create(self, name: str, *, budget_usd: float | None = None, models: list[str] | None = None,
+               allow_unpriced: bool = False) -> str:
+        """Creates a key and returns its secret: the only time it is ever visible.
+
+        A revoked key's name may be taken again: the revoked row is renamed ``NAME~ID``
+        (its spend and request rows stay), and the new key starts from nothing.
+        """
+        if not name.strip() or name == UNAUTHENTICATED:
+            raise UserError(f"a gateway key needs a name other than {name!r}")
+        if budget_usd is not None and budget_usd < 0:
+            raise UserError(f"--budget-usd must be 0 or more, not {budget_usd}")
+        held = self.store.execute("SELECT id, revoked FROM gateway_keys WHERE name = ?", (name,))
+        if held and not held[0]["revoked"]:
+            raise UserError(f"a gateway key named {name!r} exists; pick another name or revoke it first "
+                            f"(`flotilla keys revoke {name}`)")
+        if held:
+            self.store.execute("UPDATE gateway_keys SET name = name || '~' || id WHERE id = ?", (held[0]["id"],))
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         self.store.execute(
-            "INSERT INTO gateway_keys (id, name, hash, prefix, models, budget_usd, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO gateway_keys (id, name, hash, prefix, models, budget_usd, allow_unpriced, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (secrets.token_hex(5), name, hash_key(secret), secret[:8], json.dumps(models or []),
-             budget_usd, time.time()))
+             budget_usd, int(allow_unpriced), time.time()))
         return secret
 
     def list(self) -> list[dict[str, Any]]:
@@ -101,8 +129,13 @@ class KeyStore:
         self.store.execute("UPDATE gateway_keys SET revoked = 1 WHERE name = ? OR id = ?", (name, name))
 
     def any_configured(self) -> bool:
+        """Whether any key works now (the master key, or a created key not revoked)."""
         return self._master_hash is not None or bool(
             self.store.execute("SELECT 1 FROM gateway_keys WHERE revoked = 0 LIMIT 1"))
+
+    def ever_created(self) -> bool:
+        """Whether a key was ever created in this store (revoked ones count): such a gateway stays closed."""
+        return bool(self.store.execute("SELECT 1 FROM gateway_keys LIMIT 1"))
 
     def verify(self, secret: str) -> Key | None:
         """The key a secret belongs to, or None when it is unknown or revoked."""
@@ -110,22 +143,21 @@ class KeyStore:
         if self._master_hash and hmac.compare_digest(digest, self._master_hash):
             return MASTER_KEY
         rows = self.store.execute(
-            "SELECT id, name, models, budget_usd, prefix FROM gateway_keys WHERE hash = ? AND revoked = 0",
-            (digest,))
+            "SELECT id, name, models, budget_usd, prefix, allow_unpriced FROM gateway_keys "
+            "WHERE hash = ? AND revoked = 0", (digest,))
         if not rows:
             return None
         r = rows[0]
         return Key(id=r["id"], name=r["name"], models=tuple(json.loads(r["models"])),
-                   budget_usd=r["budget_usd"], prefix=r["prefix"])
+                   budget_usd=r["budget_usd"], prefix=r["prefix"], allow_unpriced=bool(r["allow_unpriced"]))
 
     # -- budgets ----------------------------------------------------------
 
     def reserve(self, key: Key, estimate_usd: float) -> bool:
-        """Holds ``estimate_usd`` against the key's budget; False when nothing is left to spend.
+        """Holds ``estimate_usd`` against the key's budget; False when nothing unreserved is left.
 
         One conditional UPDATE: admitted only while spent + reserved is under the
-        budget, so the most a key can overspend is one admitted request's estimate
-        (plus whatever a call costs beyond its estimate).
+        budget, so the most a key can overspend is one admitted request's bound.
         """
         if key.budget_usd is None or key.id in (MASTER, ANONYMOUS.id):
             return True
@@ -173,15 +205,16 @@ class KeyStore:
         sql = (f"SELECT {column} AS name, COUNT(*) AS requests, SUM(status >= 400) AS errors, "
                "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
                "SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
-               "SUM(cost_usd) AS cost_usd, AVG(latency_ms) AS avg_latency_ms, AVG(ttft_ms) AS avg_ttft_ms "
+               "SUM(cost_usd) AS cost_usd, SUM(estimated) AS estimated, AVG(latency_ms) AS avg_latency_ms, "
+               "AVG(ttft_ms) AS avg_ttft_ms "
                "FROM gateway_requests WHERE at >= ? GROUP BY name ORDER BY cost_usd DESC, requests DESC")
         return [dict(r) for r in self.store.execute(sql, (since or 0.0,))]
 
 
 _COLUMNS = ("request_id", "key_name", "route", "model", "status", "input_tokens", "output_tokens",
             "cache_read_tokens", "cache_write_tokens", "cost_usd", "latency_ms", "ttft_ms", "overhead_ms",
-            "stream", "error", "at")
-_BATCH = 500  # rows per INSERT (16 columns each: well under SQLite's limit on parameters)
+            "stream", "error", "estimated", "at")
+_BATCH = 500  # rows per INSERT (17 columns each: well under SQLite's limit on parameters)
 
 
 class RequestLog:
@@ -242,4 +275,5 @@ def _row(r: Any) -> dict[str, Any]:
     d.pop("hash", None)
     d["models"] = json.loads(d["models"])
     d["revoked"] = bool(d["revoked"])
+    d["allow_unpriced"] = bool(d.get("allow_unpriced"))
     return d

@@ -15,10 +15,10 @@ from typing import Any
 
 from ..errors import ProviderError
 from ..messages import MessagesRequest, MessagesResponse, estimate_tokens
-from ..messages import Usage as TokenUsage
-from ..models._chat import ChatStreamTranslator, from_chat_response
-from ..models._provider_errors import KINDS, retry_after
+from ..models.chat import ChatStreamTranslator, from_chat_response
+from ..models.provider_errors import KINDS, retry_after
 from .http import Response, Upstream
+from .relay import Relay, Tally, count_delta
 
 
 class LeanChat(Upstream):
@@ -50,9 +50,10 @@ class LeanChat(Upstream):
         status = response.status
         return self._fail(message, KINDS.get(status, "api_error"), status, retry_after(response.headers))
 
-    async def request(self, request: MessagesRequest, *, headers: dict[str, str] | None = None) -> MessagesResponse:
+    async def request(self, request: MessagesRequest, *, headers: dict[str, str] | None = None,
+                      relay: Relay | None = None) -> MessagesResponse:
         """One call, answered whole."""
-        body = self.adapter.chat_body(request)
+        body = self.adapter.chat_body(request, relay.warnings if relay else None)
         body.pop("stream", None)
         response = await self._post(body)
         raw = await self._read(response)
@@ -62,11 +63,12 @@ class LeanChat(Upstream):
             raise self._fail("the answer is not valid JSON", "malformed_response") from None
         if not isinstance(data, dict) or not data.get("choices"):
             raise self._fail(f"the answer has no choices: {raw[:200]!r}", "malformed_response")
-        return from_chat_response(data, model=self.model)
+        return from_chat_response(data, model=self.model, message_id=relay.message_id if relay else None)
 
-    async def _chunks(self, request: MessagesRequest) -> AsyncIterator[list[dict[str, Any]]]:
+    async def _chunks(self, request: MessagesRequest, warnings: list[str] | None = None
+                      ) -> AsyncIterator[list[dict[str, Any]]]:
         """The upstream's ``chat.completion.chunk`` bodies, in batches (one per network read)."""
-        body = self.adapter.chat_body(request)
+        body = self.adapter.chat_body(request, warnings)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         response = await self._post(body)
@@ -119,36 +121,42 @@ class LeanChat(Upstream):
         for event in translator.finish():
             yield event
 
-    async def sse(self, request: MessagesRequest, usage: TokenUsage, *,
-                  headers: dict[str, str] | None = None) -> AsyncIterator[bytes]:
-        """The same stream as Anthropic SSE bytes, one block per network read, ``usage`` filled in.
+    async def sse(self, request: MessagesRequest, relay: Relay) -> AsyncIterator[bytes]:
+        """The same stream as Anthropic SSE bytes, one block per network read, ``relay.tally`` filled in.
 
         Text deltas (nearly every chunk) are written straight to bytes; everything
         else goes through the adapter's translator and the canonical events.
         """
-        translator = ChatStreamTranslator(self.model)
+        translator = ChatStreamTranslator(self.model, message_id=relay.message_id)
+        tally = relay.tally
+        deltas = chars = 0  # the shortcut's text deltas, counted here and added to the tally at the end
         text_index = -1  # the index of the open text block, when the last event was a text delta
-        batches = self._chunks(request)
+        batches = self._chunks(request, relay.warnings)
         try:
             async for batch in batches:
                 out: list[bytes] = []
                 for chunk in batch:
                     text = _pure_text(chunk) if text_index >= 0 else None
                     if text is not None:
+                        deltas += 1
+                        chars += len(text)
                         out.append(_TEXT_DELTA % (text_index, json.dumps(text, ensure_ascii=False).encode()))
                         continue
                     for event in translator.feed(chunk):
-                        out.append(_encode(event, usage))
+                        out.append(_encode(event, tally))
                         # Open for the shortcut only while the last event is a text delta.
                         is_text = event.type == "content_block_delta" and event.delta.get("type") == "text_delta"
                         text_index = event.index if is_text else -1
                 if out:
                     yield b"".join(out)
         finally:
+            tally.deltas += deltas
+            tally.chars += chars
             await batches.aclose()
         if not translator.complete:
             raise self._fail("the stream ended before a finish reason", "connection_error")
-        yield b"".join(_encode(event, usage) for event in translator.finish())
+        relay.complete = True
+        yield b"".join(_encode(event, tally) for event in translator.finish())
 
     def _stream_error(self, error: Any) -> ProviderError:
         message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
@@ -186,20 +194,12 @@ def encode_event(event: Any) -> bytes:
     return b"event: " + event.type.encode() + b"\ndata: " + event.model_dump_json(exclude_none=True).encode() + b"\n\n"
 
 
-def _encode(event: Any, usage: TokenUsage) -> bytes:
+def _encode(event: Any, tally: Tally) -> bytes:
     kind = event.type
-    if kind == "message_start":
-        fold_usage(usage, event.message.usage)
+    if kind == "content_block_delta":
+        count_delta(tally, event.delta)
+    elif kind == "message_start":
+        tally.take(event.message.usage)
     elif kind == "message_delta":
-        fold_usage(usage, event.usage)
+        tally.take(event.usage)
     return encode_event(event)
-
-
-def fold_usage(into: TokenUsage, usage: TokenUsage | None) -> None:
-    """Takes the non-zero counts of ``usage`` (stream events carry partial, cumulative counts)."""
-    if usage is None:
-        return
-    into.input_tokens = usage.input_tokens or into.input_tokens
-    into.output_tokens = usage.output_tokens or into.output_tokens
-    into.cache_read_input_tokens = usage.cache_read_input_tokens or into.cache_read_input_tokens
-    into.cache_creation_input_tokens = usage.cache_creation_input_tokens or into.cache_creation_input_tokens

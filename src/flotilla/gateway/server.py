@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
 from .app import Gateway
+from .auth import MASTER_ENV, is_loopback
 from .keys import KeyStore
 from .state import LiveConfig, project_config
 
-MASTER_ENV = "FLOTILLA_GATEWAY_MASTER_KEY"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+__all__ = ["MASTER_ENV", "build_gateway", "check_bind", "is_loopback", "running", "serve", "startup_warnings"]
+log = logging.getLogger("flotilla.gateway")
 
 
 def build_gateway(store: Any, *, live: LiveConfig | None = None, cwd: Path | None = None,
@@ -34,16 +26,26 @@ def build_gateway(store: Any, *, live: LiveConfig | None = None, cwd: Path | Non
     keys.clear_reservations()
     live = live or project_config(cwd, environ=environ)
     live.current.warm()
-    return Gateway(live, keys)
+    gateway = Gateway(live, keys)
+    for warning in startup_warnings(gateway):
+        log.warning("gateway: %s", warning)
+    return gateway
+
+
+def startup_warnings(gateway: Gateway) -> list[str]:
+    """What an operator should know before Claude Code meets the gateway: model families with no route."""
+    missing = gateway.live.current.unrouted_families()
+    if not missing:
+        return []
+    return [f"Claude Code's {', '.join(missing)} models have no route: no rule takes them and their provider "
+            "cannot be reached, so such requests get 404. Set [gateway] default = \"provider:model\" in "
+            "flotilla.toml, or add a rule (background for haiku, aliases, …)"]
 
 
 def check_bind(host: str, gateway: Gateway) -> None:
-    """Refuses a non-loopback address when no key protects the gateway."""
-    if not is_loopback(host) and not gateway.keys.any_configured():
-        raise UserError(
-            f"refusing to listen on {host}: with no key configured anyone who can reach that address "
-            f"could spend your provider credits. Set {MASTER_ENV} or run `flotilla keys create --name NAME`, "
-            "or listen on 127.0.0.1")
+    """Decides the gateway's auth mode for ``host``; refuses a non-loopback address no key protects
+    (``UserError``), and ``auth = "open"`` on one."""
+    gateway.bind(host)
 
 
 def serve(gateway: Gateway, host: str, port: int, *, log_level: str = "warning") -> None:

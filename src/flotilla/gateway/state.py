@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import USER_FILE, Settings, load_settings
 from ..errors import FlotillaError, UnknownModel, UserError
+from ..messages import Message, MessagesRequest
 from ..models.catalog import Catalog
 from ..protocols import Model
 from .config import GatewayConfig
@@ -36,6 +37,8 @@ class Snapshot:
         self.router = Router(self.config, self.catalog, root=settings.root,
                              source=settings.origin("gateway.router"))
         self.environ = environ
+        self.secrets = _secrets(self.providers, environ)
+        """Every configured provider key, scrubbed from upstream messages before a client sees them."""
         self._models: dict[str, Model] = {}
 
     def warm(self) -> None:
@@ -49,6 +52,21 @@ class Snapshot:
                     self.model(self.catalog.resolve(name))
                 except Exception as exc:  # a bad target fails its own requests, with the reason, later
                     log.warning("gateway: cannot prepare %s: %s", name, exc)
+
+    def serves(self, name: str) -> bool:
+        """Whether a plain request for model ``name`` has a route to a backend the gateway can reach."""
+        probe = MessagesRequest(model=name, max_tokens=1, messages=[Message(role="user", content="hi")])
+        try:
+            route = self.router.route(probe, {})
+            if route.rule == "model":
+                self.model(route.chain[0])
+        except GatewayError:
+            return False
+        return True
+
+    def unrouted_families(self) -> list[str]:
+        """Claude Code's model families (opus, sonnet, haiku) that no rule routes to a reachable model."""
+        return [f for f in ("opus", "sonnet", "haiku") if not self.serves(f"claude-{f}-4-5")]
 
     def kind(self, name: str) -> str:
         """The wire API (``anthropic``, ``openai``, ``scripted``) of a resolved model's provider."""
@@ -67,6 +85,12 @@ class Snapshot:
                 raise GatewayError(500, f"the gateway cannot reach {name}: {exc}", "api_error") from None
             self._models[name] = model
         return model
+
+
+def _secrets(providers: dict[str, Any], environ: dict[str, str] | None) -> tuple[str, ...]:
+    env = os.environ if environ is None else environ
+    found = {env.get(p.api_key_env, "") for p in providers.values() if p.api_key_env}
+    return tuple(sorted(s for s in found if len(s) >= 6))
 
 
 def _build_model(name: str, settings: Settings, catalog: Catalog, environ: dict[str, str] | None,

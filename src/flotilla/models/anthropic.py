@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ..errors import ProviderError
 from ..messages import MessagesRequest, MessagesResponse, stream_event_adapter
-from ._provider_errors import stream_error, to_provider_error
+from .provider_errors import stream_error, to_provider_error
 from ._sse import sse_events
 
 _EVENT_TYPES = frozenset({"message_start", "content_block_start", "content_block_delta", "content_block_stop",

@@ -1,7 +1,7 @@
 """The OpenAI Chat Completions adapter, on the official ``openai`` SDK, against any compatible base URL.
 
 OpenAI, OpenRouter, Gemini's OpenAI endpoint, vLLM, Ollama and LM Studio all
-speak it. Translation lives in ``_chat`` as pure functions; this module only
+speak it. Translation lives in ``chat`` as pure functions; this module only
 calls the SDK and maps its exceptions. Retries are the ``Retry`` wrapper's job.
 """
 
@@ -15,8 +15,8 @@ import openai
 
 from ..errors import ProviderError
 from ..messages import MessagesRequest, MessagesResponse, estimate_tokens
-from ._chat import ChatStreamTranslator, from_chat_response, to_chat_request
-from ._provider_errors import stream_error, to_provider_error
+from .chat import ChatStreamTranslator, from_chat_response, to_chat_request
+from .provider_errors import stream_error, to_provider_error
 from ._sse import sse_events
 
 
@@ -32,6 +32,8 @@ class OpenAIModel:
         self.gemini = "generativelanguage.googleapis.com" in url or provider == "gemini"
         # api.openai.com rejects max_tokens for its reasoning models; the compatible servers want max_tokens.
         self.max_tokens_field = "max_completion_tokens" if "api.openai.com" in url else "max_tokens"
+        # api.openai.com and OpenRouter take PDFs as ``file`` parts; elsewhere a PDF document is dropped.
+        self.files = "api.openai.com" in url or "openrouter.ai" in url
         # Local servers need no key, but the SDK insists on one.
         self._client = openai.AsyncOpenAI(api_key=api_key or "unused", base_url=url, max_retries=0,
                                           timeout=timeout, default_headers=headers or None)
@@ -39,13 +41,15 @@ class OpenAIModel:
     def _error(self, exc: BaseException) -> ProviderError:
         return to_provider_error(exc, provider=self.provider, model=self.model)
 
-    def chat_body(self, request: MessagesRequest) -> dict[str, Any]:
-        """The Chat Completions body this adapter would send."""
-        return to_chat_request(request, model=self.model, gemini=self.gemini, max_tokens_field=self.max_tokens_field)
+    def chat_body(self, request: MessagesRequest, warnings: list[str] | None = None) -> dict[str, Any]:
+        """The Chat Completions body this adapter would send; what it drops is added to ``warnings``."""
+        return to_chat_request(request, model=self.model, gemini=self.gemini, max_tokens_field=self.max_tokens_field,
+                               files=self.files, warnings=warnings)
 
-    async def request(self, request: MessagesRequest, *, headers: dict[str, str] | None = None) -> MessagesResponse:
-        """One call, answered whole."""
-        body = self.chat_body(request)
+    async def request(self, request: MessagesRequest, *, headers: dict[str, str] | None = None,
+                      warnings: list[str] | None = None) -> MessagesResponse:
+        """One call, answered whole; what translation dropped is added to ``warnings``."""
+        body = self.chat_body(request, warnings)
         try:
             raw = await self._client.chat.completions.with_raw_response.create(
                 model=body.pop("model"), messages=body.pop("messages"), extra_body=body, extra_headers=headers)
@@ -57,10 +61,10 @@ class OpenAIModel:
                                 model=self.model, kind="malformed_response")
         return from_chat_response(data, model=self.model)
 
-    async def stream(self, request: MessagesRequest, *,
-                     headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
+    async def stream(self, request: MessagesRequest, *, headers: dict[str, str] | None = None,
+                     warnings: list[str] | None = None) -> AsyncIterator[Any]:
         """One call, its chunks re-assembled into canonical stream events."""
-        body = self.chat_body(request)
+        body = self.chat_body(request, warnings)
         body["stream_options"] = {"include_usage": True}
         translator = ChatStreamTranslator(self.model)
         try:

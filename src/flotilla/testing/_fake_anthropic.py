@@ -51,7 +51,7 @@ def events(answer: Answer) -> list[tuple[str, dict[str, Any]]]:
         kind = block["type"]
         if kind == "text":
             start = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": piece} for piece in split(block["text"])]
+            deltas = [{"type": "text_delta", "text": piece} for piece in split(block["text"], answer.pieces)]
         elif kind == "thinking":
             start = {"type": "thinking", "thinking": "", "signature": ""}
             deltas = [{"type": "thinking_delta", "thinking": piece} for piece in split(block["thinking"])]

@@ -144,6 +144,8 @@ class FakeProviderApp:
             extra = {"retry-after": f"{answer.retry_after:g}"} if answer.retry_after is not None else {}
             text = answer.message or {529: "Overloaded", 429: "Rate limited", 500: "Internal server error"}.get(
                 answer.status, "error")
+            if answer.echo_auth:
+                text += f" (you sent key {headers.get('authorization') or headers.get('x-api-key') or 'none'})"
             return await _send_json(send, answer.status, fmt.error_body(answer.status, text, answer.error_type), extra)
         if answer.malformed:
             if body.get("stream"):  # well-formed SSE framing around data that is not JSON

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -64,12 +65,19 @@ def chunks(answer: Answer, *, include_usage: bool) -> list[dict[str, Any]]:
 
     out = [chunk({"role": "assistant", "content": ""})]
     out += [chunk({"reasoning_content": piece}) for piece in split(answer.thinking or "")]
-    out += [chunk({"content": piece}) for piece in split(answer.text)]
-    for i, call in enumerate(_tool_calls(answer)):
-        out.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
-                                          "function": {"name": call["function"]["name"], "arguments": ""}}]}))
-        out += [chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
-                for piece in split(call["function"]["arguments"])]
+    out += [chunk({"content": piece}) for piece in split(answer.text, answer.pieces)]
+    calls = _tool_calls(answer)
+    heads = [chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                    "function": {"name": call["function"]["name"], "arguments": ""}}]})
+             for i, call in enumerate(calls)]
+    args = [[chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+             for piece in split(call["function"]["arguments"])] for i, call in enumerate(calls)]
+    if answer.interleave:  # every call opened, then their argument chunks in turn
+        out += heads
+        out += [c for group in itertools.zip_longest(*args) for c in group if c is not None]
+    else:
+        for head, pieces in zip(heads, args):
+            out += [head, *pieces]
     out.append(chunk({}, FINISH.get(answer.stop_reason, "stop")))
     if include_usage:
         out.append({**base, "choices": [], "usage": _usage(answer)})

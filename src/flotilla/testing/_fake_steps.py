@@ -6,6 +6,11 @@ A step is a dict with any of:
 - ``thinking`` (and ``signature``): a thinking block before the text
 - ``tool_uses``: ``[{"name": …, "input": {…}, "id"?: …}]`` (or ``tool_use`` for one call)
 - ``stop_reason``: defaults to ``tool_use`` when there are tool uses, else ``end_turn``
+- ``id``: the message id to answer with (a fixed one repeats, as some local servers do)
+- ``pieces``: how many deltas the text is streamed in (default 3)
+- ``interleave: true``: (OpenAI format) parallel tool calls' argument chunks alternate
+- ``echo_auth: true``: an error step's message ends with the credentials the request carried
+  (``Authorization`` / ``x-api-key``), as some providers echo them
 - ``input_tokens``, ``output_tokens``, ``cache_read``, ``cache_write``: usage; input and output
   are estimated from the request and the answer when not given
 - faults: ``status`` (with ``error_type``, ``message``, ``retry_after``) answers with an error;
@@ -49,11 +54,15 @@ class Answer:
     cut_after: int | None = None
     malformed: bool = False
     stream_error: str | None = None
+    pieces: int = 3
+    interleave: bool = False
+    echo_auth: bool = False
 
 
 KNOWN_KEYS = {"text", "echo", "thinking", "signature", "tool_uses", "tool_use", "stop_reason", "input_tokens",
               "output_tokens", "cache_read", "cache_write", "status", "error_type", "message", "retry_after",
-              "delay", "event_delay", "cut_after", "malformed", "stream_error"}
+              "delay", "event_delay", "cut_after", "malformed", "stream_error", "id", "pieces", "interleave",
+              "echo_auth"}
 
 
 def check_step(step: Any) -> None:
@@ -81,7 +90,7 @@ def make_answer(step: dict[str, Any], *, model: str, prompt_chars: int, last_use
     cache_read, cache_write = int(step.get("cache_read", 0)), int(step.get("cache_write", 0))
     answer_chars = len(text) + len(step.get("thinking") or "") + len(json.dumps(tool_uses))
     return Answer(
-        id=f"msg_fake_{n}",
+        id=str(step.get("id") or f"msg_fake_{n}"),
         model=model,
         text=text,
         thinking=step.get("thinking"),
@@ -101,6 +110,9 @@ def make_answer(step: dict[str, Any], *, model: str, prompt_chars: int, last_use
         cut_after=step.get("cut_after"),
         malformed=bool(step.get("malformed", False)),
         stream_error=step.get("stream_error"),
+        pieces=int(step.get("pieces", 3)),
+        interleave=bool(step.get("interleave", False)),
+        echo_auth=bool(step.get("echo_auth", False)),
     )
 
 

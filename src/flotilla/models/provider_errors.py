@@ -3,7 +3,8 @@
 Both SDKs share the same shapes (``APIStatusError`` with ``status_code`` and
 ``response``, ``APITimeoutError`` under ``APIConnectionError``), so one
 function serves both. Kinds follow Anthropic's error types so that wrappers
-decide on one vocabulary whatever the backend.
+decide on one vocabulary whatever the backend. Public: the gateway's own HTTP
+client maps statuses and ``retry-after`` with the same functions.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from typing import Any
 
 from ..errors import ProviderError
+
+__all__ = ["KINDS", "retry_after", "stream_error", "to_provider_error"]
 
 KINDS = {
     400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
