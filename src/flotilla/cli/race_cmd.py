@@ -58,7 +58,7 @@ def race(
                                                          "(default: [limits] wall_clock_s, 1800)."),
     queue: bool = typer.Option(False, "--queue", help="Enqueue the attempts for `flotilla worker` processes."),
     remote: Optional[str] = typer.Option(
-        None, "--remote", help="The git remote workers share (default: \[worker] remote in flotilla.toml)."),
+        None, "--remote", help="The git remote workers share (default: \\[worker] remote in flotilla.toml)."),
     sandbox: Optional[str] = sandbox_option(),
 ) -> None:
     """Race one spec across models in git worktrees; verify, rank, merge the winner."""
