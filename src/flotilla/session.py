@@ -28,7 +28,7 @@ from .config import Settings, load_settings
 from .errors import Cancelled, NothingToResume, UserError
 from .events import FanOut
 from .kernel.executor import TASKS, Handle, InMemoryExecutor
-from .messages import Message, MessagesRequest, MessagesResponse
+from .messages import Message, MessagesRequest
 from .models.meter import Meter
 from .models.catalog import Catalog
 from .protocols import EventSink, Model
@@ -189,11 +189,24 @@ class Session:
     # -- what flotilla does --------------------------------------------------------------------
 
     async def ask(self, model: str | Model, prompt: str, *, system: str | None = None, max_tokens: int = 1024,
-                  fallback: list[str] | tuple[str, ...] = ()) -> MessagesResponse:
-        """One call through the whole model stack (usage, retry, ``fallback``), recorded in the store."""
+                  fallback: list[str] | tuple[str, ...] = (), samples: int = 1, aggregate: str = "self-moa",
+                  aggregator: str | Model | None = None, window: int = 3, parallel: int = 4) -> Any:
+        """One call through the whole model stack (usage, retry, ``fallback``), recorded in the store;
+        returns the ``MessagesResponse``.
+
+        With ``samples=N`` (N > 1), best-of-N (Self-MoA): N samples at most ``parallel`` at once, then
+        ``aggregate``: ``self-moa`` (the aggregator, default the same model, synthesises one answer),
+        ``seq`` (the same in sliding windows of ``window``) or ``judge`` (it picks one sample and says
+        why). Returns a ``SampledAnswer`` (``.text``, ``.samples``, ``.aggregation``, ``.cost_usd``)."""
         from .agents.wiring import stacked_model
 
         name = self.catalog.resolve(self.model_name(model) or self.settings.model)
+        if samples != 1:
+            from .patterns.best_of_n import ask_sampled
+
+            return await ask_sampled(self, name, prompt, samples=samples, aggregate=aggregate,
+                                     aggregator=self.model_name(aggregator), system=system, max_tokens=max_tokens,
+                                     fallback=list(fallback), window=window, parallel=parallel)
         run_id = self.store.create_run("ask", prompt[:80], meta={"model": name})
         stack = stacked_model(self.build_model, name, list(fallback), catalog=self.catalog,
                               sink=FanOut(self.store, self.sink),
@@ -313,7 +326,7 @@ class Session:
 
     # -- sync twins ------------------------------------------------------------------------------
 
-    def ask_sync(self, *args: Any, **kwargs: Any) -> MessagesResponse:
+    def ask_sync(self, *args: Any, **kwargs: Any) -> Any:
         return self._sync(lambda: self.ask(*args, **kwargs))
 
     def run_sync(self, *args: Any, **kwargs: Any) -> Any:

@@ -245,6 +245,10 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
         from ..patterns.race import report
 
         out.print(report(store, run["id"]))
+    elif run["kind"] == "ask" and (run["result"] or {}).get("samples"):
+        from ._sampled import sampled_report
+
+        out.print(sampled_report(run["result"]))
     for message in messages:
         _print_message(message)
     table = Table("run", "role", "model", "calls", "input", "output", "cache read", "cache write", "cost",
