@@ -36,6 +36,8 @@ class Verdict:
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
+    calls: int = 0
+    """Model calls the verdict took (a second one when the first answer was not JSON)."""
 
 
 def parse_verdict(text: str) -> Verdict | None:
@@ -72,7 +74,8 @@ async def judge_diff(model: Any, spec: str, diff: str, *, cost: Any = None) -> V
             response = await model.request(request)
         except (RunError, AssertionError) as exc:  # a failed judge call is no score, not a failed race
             return Verdict(score=None, reasons=f"judge call failed: {exc}", cost_usd=spent,
-                           input_tokens=tokens_in, output_tokens=tokens_out)
+                           input_tokens=tokens_in, output_tokens=tokens_out, calls=attempt + 1)
+        calls = attempt + 1
         if cost is not None:
             spent += cost(model.name, response.usage)
         tokens_in += response.usage.input_tokens
@@ -80,9 +83,10 @@ async def judge_diff(model: Any, spec: str, diff: str, *, cost: Any = None) -> V
         verdict = parse_verdict(response.text())
         if verdict is not None:
             verdict.cost_usd, verdict.input_tokens, verdict.output_tokens = spent, tokens_in, tokens_out
+            verdict.calls = calls
             return verdict
         if attempt == 0:
             messages = [*messages, Message(role="assistant", content=response.text() or "(empty)"),
                         Message(role="user", content=RETRY)]
     return Verdict(score=None, reasons="no score: the judge did not answer with valid JSON twice",
-                   cost_usd=spent, input_tokens=tokens_in, output_tokens=tokens_out)
+                   cost_usd=spent, input_tokens=tokens_in, output_tokens=tokens_out, calls=2)
