@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
 def race(
     spec: Optional[str] = typer.Argument(None, help="What to do, in words (or --spec-file)."),
     model: list[str] = typer.Option([], "--model", "-m", help="A model to race; repeat for several."),
-    n: int = typer.Option(1, "-n", help="Attempts per model."),
+    n: int = typer.Option(1, "--samples", "-n",
+                          help="Attempts per model: best-of-N is one model with --samples N (-n N is the same)."),
     check: Optional[str] = typer.Option(None, "--check", help="The command that verifies an attempt, e.g. 'pytest -q'."),
     agent: str = typer.Option("implementer", "--agent",
                               help="A flotilla agent, or claude-code|codex|gemini|aider|cmd:'TEMPLATE'."),
@@ -37,6 +38,9 @@ def race(
     base: str = typer.Option("HEAD", "--base", help="The ref the attempts start from."),
     judge: Optional[str] = typer.Option(None, "--judge", help="A model that scores each passing diff."),
     pick: str = typer.Option("auto", "--pick", help="auto: merge the winner; manual: leave it for `flotilla merge`."),
+    select: Optional[str] = typer.Option(None, "--select",
+                                         help="How the winner is picked: checks, checks+judge, pairwise (both need "
+                                              "--judge), vote. Default: checks+judge with --judge, else checks."),
     keep: bool = typer.Option(False, "--keep", help="Keep every worktree and branch."),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="USD cap for the whole race."),
     allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Race from HEAD despite uncommitted changes."),
@@ -95,7 +99,7 @@ def race(
     err.print(f"estimate: {attempts} × {each} = ~${total:.2f}{unknown}{cap}", highlight=False)
     with LiveView(err, enabled=err.is_terminal and not as_json) as view:
         outcome = session.race_sync(spec, check=check, plans=plans, agent=agent, base=base, parallel=parallel,
-                                    judge=judge, pick=pick, keep=keep, budget_usd=budget_usd,
+                                    judge=judge, select=select, pick=pick, keep=keep, budget_usd=budget_usd,
                                     allow_dirty=allow_dirty, setup=setup, max_turns=max_turns,
                                     attempt_timeout_s=attempt_timeout, queue=queue, remote=remote,
                                     sink=view)

@@ -84,6 +84,17 @@ def reasons(attempts: list[Any]) -> Text:
     return text
 
 
+def selection_view(selection: dict[str, Any]) -> Text:
+    """Which strategy picked the winner, why, what it spent, and its reasoning step by step."""
+    spent = f" · {selection['calls']} model call{'s' if selection['calls'] != 1 else ''}, " \
+            f"${selection['cost_usd']:.4f}" if selection.get("calls") else " · no model calls"
+    text = Text.assemble(("selection ", "bold"), (selection["strategy"], "bold cyan"), spent, "\n")
+    text.append(f"  {selection['winner'] or 'no winner'}: {selection['reason']}\n")
+    for line in selection.get("log", []):
+        text.append(f"    {line}\n", style="dim")
+    return text
+
+
 def diff_view(diff: str, title: str) -> Panel:
     lines = diff.splitlines()
     shown = "\n".join(lines[:MAX_DIFF_LINES]) + (f"\n… {len(lines) - MAX_DIFF_LINES} more lines"
@@ -97,6 +108,8 @@ def outcome_view(result: dict[str, Any]) -> Group:
     attempts = result.get("attempts", [])
     winner = result.get("winner")
     parts: list[Any] = [final_table(attempts, winner), reasons(attempts)]
+    if result.get("selection"):
+        parts.append(selection_view(result["selection"]))
     best = winner or (attempts[0]["name"] if attempts else None)
     if result.get("winner_diff"):
         label = f"winning diff: {winner}" if winner else f"best diff (not merged): {best}"
