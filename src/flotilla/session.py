@@ -257,6 +257,16 @@ class Session:
             raise
         return racing.RaceOutcome.from_dict(result)
 
+    async def eval(self, tasks: str | Path, configs: list[str | Path], *, n: int | None = None,
+                   budget_usd: float | None = None, resume: str | None = None, on_result: Any = None) -> Any:
+        """Runs a task set with hidden checks through race configurations (TOML files) and returns an
+        ``EvalReport``: per configuration pass@1, any@N, selected@N, selector loss, cost and time per
+        task. ``resume`` an eval's id to go on where it stopped; ``on_result`` gets each pair's result."""
+        from .patterns.eval import run_eval
+
+        return await run_eval(self, Path(tasks), [Path(c) for c in configs], n=n, budget_usd=budget_usd,
+                              resume=resume, sink=on_result)
+
     async def resume(self, run_id: str, *, sink: EventSink | None = None) -> dict[str, Any]:
         """Continues a crashed durable run from its last finished step; returns its result as JSON.
         A run that did not crash raises ``NothingToResume`` saying what state it is in."""
@@ -335,6 +345,9 @@ class Session:
 
     def race_sync(self, *args: Any, **kwargs: Any) -> Any:
         return self._sync(lambda: self.race(*args, **kwargs))
+
+    def eval_sync(self, *args: Any, **kwargs: Any) -> Any:
+        return self._sync(lambda: self.eval(*args, **kwargs))
 
     def resume_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.resume(*args, **kwargs))

@@ -21,7 +21,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 # One module per command group; each defines register(app).
-COMMAND_MODULES: tuple[str, ...] = ("gateway_cmd", "models_cmd", "run_cmd", "race_cmd", "durable_cmd")
+COMMAND_MODULES: tuple[str, ...] = ("gateway_cmd", "models_cmd", "run_cmd", "race_cmd", "durable_cmd", "eval_cmd")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__package__}.{_name}").register(app)
