@@ -120,3 +120,37 @@ def test_a_bad_task_names_its_file(tmp_path):
     (folder / "task.toml").write_text('spec = "x"\ncheck = "true"\n')
     with pytest.raises(UserError, match=r"task.toml.*hidden_check"):
         Session(tmp_path, durable=False).eval_sync(tmp_path / "tasks", [EXAMPLES / "one.toml"])
+
+
+def test_kill_9_mid_eval_then_resume_runs_only_what_was_left(tmp_path):
+    import signal
+    import time
+
+    from flotilla.store import SQLiteStore
+
+    log, db = tmp_path / "seen.jsonl", tmp_path / "store.db"
+    args = ["eval", str(EXAMPLES / "tasks"), "--config", str(EXAMPLES / "one.toml"), "--store", str(db), "--json"]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}, "HOME": str(tmp_path),
+           "FLOTILLA_EVAL_LOG": str(log), "FLOTILLA_EVAL_DELAY": "0.3"}
+    proc = subprocess.Popen([FLOTILLA, *args], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if db.exists() and len(SQLiteStore(db).list_runs(kind="eval-task")) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    store = SQLiteStore(db)
+    (record,) = store.list_runs(kind="eval")
+    finished = {r["title"].split("/", 1)[1] for r in store.list_runs(kind="eval-task")}
+    assert 3 <= len(finished) < 12 and record["status"] == "running"
+    resumed = subprocess.run([FLOTILLA, *args, "--resume", record["id"]], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["eval_id"] == record["id"] and len(report["results"]) == 12
+    assert [(r["pass@1"], r["any@N"], r["selected@N"]) for r in report["summary"]] == [(6, 6, 6)]
+    runs = [json.loads(line)["task"] for line in log.read_text().splitlines()]
+    assert all(runs.count(task) == 1 for task in finished)  # finished before the kill: not run again
+    assert set(runs) == {t.name for t in (EXAMPLES / "tasks").iterdir()}

@@ -8,13 +8,15 @@ writes answers/TASK/weak.py (passes only the visible one; a task without one fal
 ``none`` leaves the bug. Same inputs, same outcome, every run: ``python solver.py --table MODEL N``
 prints every task's outcomes for attempts a1..aN, so an eval's numbers can be checked by hand.
 
-When ``FLOTILLA_EVAL_LOG`` is set, it appends what it was given (spec and the files it could see) there.
+When ``FLOTILLA_EVAL_LOG`` is set, it appends what it was given (spec and the files it could see) there;
+``FLOTILLA_EVAL_DELAY`` makes each attempt take that many seconds (to stop an eval midway in a test).
 """
 
 import json
 import os
 import random
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -54,6 +56,7 @@ def main() -> None:
         with open(os.environ["FLOTILLA_EVAL_LOG"], "a") as log:
             log.write(json.dumps({"task": task, "attempt": workspace.name, "model": model, "spec": spec,
                                   "files": seen, "outcome": kind}) + "\n")
+    time.sleep(float(os.environ.get("FLOTILLA_EVAL_DELAY", "0")))
     if kind != "none":
         (workspace / "lib.py").write_text((HERE / "answers" / task / f"{kind}.py").read_text())
     print(f"{task} {workspace.name}: {kind}")
