@@ -182,6 +182,12 @@ class Session:
         self.store.emit(event)
         self.observer(event.run_id or "").emit(event)
 
+    def sibling(self, project: str | Path) -> Session:
+        """A Session in memory for another repository (an eval's task), sharing this one's store,
+        settings, models and agent home."""
+        return Session(project, durable=False, store=self.store, settings=self.settings, models=self._models,
+                       home=self.home)
+
     def for_job(self, job: dict[str, Any]) -> Session:
         """The Session a task of ``job`` runs with here: this one (its store, models, observers)."""
         return self

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,16 +41,22 @@ class Verdict:
     """Model calls the verdict took (a second one when the first answer was not JSON)."""
 
 
-def parse_verdict(text: str) -> Verdict | None:
-    """The verdict in a judge's answer (bare JSON, or JSON in a code fence or prose), or None."""
-    candidates = [text.strip()]
-    candidates += re.findall(r"\{.*?\}", text, re.S)
-    for candidate in candidates:
+def json_objects(text: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects a model's answer may hold: the whole answer (bare or in a code fence), then each
+    ``{…}`` in its prose, in order. Every judge's answer is read through this."""
+    for candidate in [text.strip(), *re.findall(r"\{.*?\}", text, re.S)]:
         try:
             data = json.loads(candidate.strip().removeprefix("```json").strip("`"))
-        except (json.JSONDecodeError, ValueError):
+        except ValueError:
             continue
-        if isinstance(data, dict) and isinstance(data.get("score"), (int, float)) and not isinstance(
+        if isinstance(data, dict):
+            yield data
+
+
+def parse_verdict(text: str) -> Verdict | None:
+    """The verdict in a judge's answer (bare JSON, or JSON in a code fence or prose), or None."""
+    for data in json_objects(text):
+        if isinstance(data.get("score"), (int, float)) and not isinstance(
                 data.get("score"), bool):
             score = float(data["score"])
             if 0 <= score <= 10:

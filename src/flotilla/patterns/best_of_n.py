@@ -19,8 +19,6 @@ and fallbacks) is left out of the aggregation and said; when every sample fails 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,6 +26,7 @@ from ..errors import RunError, UserError
 from ..events import FanOut
 from ..messages import Message, MessagesRequest
 from ..models.meter import Meter
+from ._judge import json_objects
 
 AGGREGATES = ("self-moa", "seq", "judge")
 
@@ -120,12 +119,8 @@ def candidates_prompt(prompt: str, texts: list[tuple[str, str]]) -> str:
 def parse_pick(text: str, numbers: list[int]) -> tuple[int, str] | None:
     """``(pick, reason)`` from a judge's answer (bare JSON or JSON in prose), or None when it is not
     JSON or picks a number not among ``numbers``."""
-    for candidate in [text.strip(), *re.findall(r"\{.*?\}", text, re.S)]:
-        try:
-            data = json.loads(candidate.removeprefix("```json").strip("`").strip())
-        except ValueError:
-            continue
-        pick = data.get("pick") if isinstance(data, dict) else None
+    for data in json_objects(text):
+        pick = data.get("pick")
         if isinstance(pick, int) and not isinstance(pick, bool) and pick in numbers:
             return pick, str(data.get("reason", ""))
     return None

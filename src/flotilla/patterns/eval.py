@@ -112,11 +112,8 @@ def _skipped(config: EvalConfig, task: EvalTask, why: str) -> dict[str, Any]:
 async def _one(session: Any, config: EvalConfig, task: EvalTask, folder: Path, *, n: int | None,
                budget_usd: float | None) -> dict[str, Any]:
     """One race of ``task`` with ``config`` in a fresh repository, then the hidden check on each passing attempt."""
-    from ..session import Session
-
     repo = await asyncio.to_thread(prepare_repo, task, folder / "repo")
-    race_session = Session(project=repo, durable=False, store=session.store, settings=session.settings,
-                           models=session._models, home=session.home)
+    race_session = session.sibling(repo)
     started = time.time()
     async with race_session:
         outcome = await race_session.race(task.spec, models=list(config.models), check=task.check,

@@ -3,13 +3,11 @@ two attempts' summaries and diffs, each answer JSON, bad JSON asked for again on
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 from ...errors import RunError
 from ...messages import Message, MessagesRequest
-from .._judge import MAX_DIFF_CHARS, Verdict, judge_diff
+from .._judge import MAX_DIFF_CHARS, Verdict, judge_diff, json_objects
 from ._types import Candidate
 
 COMPARE = """You compare two attempts, A and B, at one coding task. Each comes with its author's summary and \
@@ -23,12 +21,8 @@ RETRY = 'That was not the JSON object asked for. Answer with ONLY {"better": "A"
 
 def parse_better(text: str) -> tuple[int, str] | None:
     """``(0 for A, 1 for B, reason)`` from a comparison answer, or None when unusable."""
-    for candidate in [text.strip(), *re.findall(r"\{.*?\}", text, re.S)]:
-        try:
-            data = json.loads(candidate.removeprefix("```json").strip("`").strip())
-        except ValueError:
-            continue
-        better = str(data.get("better", "")).strip().upper() if isinstance(data, dict) else ""
+    for data in json_objects(text):
+        better = str(data.get("better", "")).strip().upper()
         if better in ("A", "B"):
             return "AB".index(better), str(data.get("reason", ""))
     return None
