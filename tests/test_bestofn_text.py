@@ -167,3 +167,6 @@ def test_show_of_a_sampled_ask_lists_every_sample_and_the_reason(tmp_path, fake_
     for words in ("sample 1", "sample 2", "first answer", "second answer", "synthesised samples 1, 2",
                   "the synthesis", "$0.000840"):
         assert words in shown.stdout
+    lone = subprocess.run([FLOTILLA, "ask", "fake:writer", "Q?", "--aggregator", "fake:boss"], cwd=tmp_path,
+                          env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=60)
+    assert lone.returncode == 2 and "add --samples N" in lone.stderr

@@ -207,6 +207,8 @@ class Session:
         from .agents.wiring import stacked_model
 
         name = self.catalog.resolve(self.model_name(model) or self.settings.model)
+        if aggregator is not None and samples == 1:
+            raise UserError("an aggregator aggregates samples: pass samples=N (N of 2 or more)")
         if samples != 1:
             from .patterns.best_of_n import ask_sampled
 

@@ -77,7 +77,9 @@ def register(app: typer.Typer) -> None:
         """One call through the whole stack (usage, retry, fallback, budget), streamed to the terminal;
         with --samples N, best-of-N (Self-MoA): N samples, then one aggregated answer."""
         fallbacks = [m.strip() for m in (fallback_model or "").split(",") if m.strip()]
-        if samples != 1 or aggregator is not None:
+        if aggregator is not None and samples == 1:
+            raise UserError("--aggregator aggregates samples: add --samples N (N of 2 or more)")
+        if samples != 1:
             from ._sampled import ask_sampled
 
             ask_sampled(model, prompt, system=system, max_tokens=max_tokens, fallback=fallbacks, as_json=as_json,
