@@ -10,6 +10,14 @@ import pytest
 from flotilla.testing.fake_provider import FakeProvider, FakeProviderHost
 
 
+@pytest.fixture(autouse=True)
+def claude_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Every test gets an empty user Claude Code folder ($CLAUDE_CONFIG_DIR), never this machine's ~/.claude."""
+    folder = tmp_path_factory.mktemp("claude-home")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(folder))
+    yield folder
+
+
 @pytest.fixture(scope="session")
 def fake_provider_host() -> Iterator[FakeProviderHost]:
     """One loopback server for the whole session; each test's providers are mounted on it."""

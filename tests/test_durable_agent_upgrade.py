@@ -122,4 +122,4 @@ def test_a_crashed_run_waits_for_resume_and_no_other_command_picks_it_up(tmp_pat
         assert counts(url) == {"m1": 3, "m2": 1}
         again = subprocess.run([FLOTILLA, "resume", run_id], cwd=work, env=env, capture_output=True, text=True,
                                timeout=120)
-        assert again.returncode == 1 and "nothing to resume, it finished" in again.stderr
+        assert again.returncode == 1 and "there is nothing to resume" in again.stderr

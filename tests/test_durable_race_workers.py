@@ -113,3 +113,67 @@ def test_two_workers_run_queued_attempts_and_a_killed_workers_attempt_is_adopted
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_a_killed_orchestrator_is_never_adopted_by_a_worker_and_resumes_where_its_repository_is(tmp_path):
+    """kill -9 of `race --queue` while a worker runs an attempt: the worker finishes the attempt but never
+    takes the race (nor merges into the project); `flotilla resume RACE` in the project concludes it."""
+    import sqlite3
+    import time
+
+    database_url = f"sqlite:///{tmp_path / 'shared.db'}"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    (tmp_path / "script.json").write_text(json.dumps({"m1": [WRITE, {"delay": 3, "text": "fixed"}]}))
+    procs: list[subprocess.Popen] = [subprocess.Popen(
+        [FLOTILLA, "fake-provider", "--script", str(tmp_path / "script.json"), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        remote = tmp_path / "remote.git"
+        sh(tmp_path, "git", "init", "-q", "--bare", str(remote))
+        repo = make_repo(tmp_path / "r")
+        (repo / "flotilla.toml").write_text(f'[providers.fake]\nkind = "anthropic"\nbase_url = "{url}"\n'
+                                            f'api_key_env = "FAKE_PROVIDER_KEY"\n\n'
+                                            f'[worker]\nremote = "file://{remote}"\n')
+        sh(repo, "git", "add", "-A")
+        sh(repo, "git", "commit", "-q", "-m", "configure")
+        head = sh(repo, "git", "rev-parse", "HEAD")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
+        env.update(FAKE_PROVIDER_KEY="test-key", FLOTILLA_DATABASE_URL=database_url)
+        wait_for(lambda: counts(url) == {})
+        race = subprocess.Popen([FLOTILLA, "race", "Fix add", "-m", "fake:m1", "--check", CHECK, "--queue", "--json"],
+                                cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        home = tmp_path / "w1"
+        home.mkdir()
+        worker = subprocess.Popen([FLOTILLA, "worker", "--dead-after", "2"], cwd=home,
+                                  env={**env, "FLOTILLA_CACHE_DIR": str(home / "cache")},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs += [race, worker]
+        wait_for(lambda: counts(url).get("m1") == 2 or race.poll() is not None, timeout=60)
+        race.send_signal(signal.SIGKILL)  # the orchestrator dies while the worker's attempt is in flight
+        race.wait(timeout=10)
+        store = repo / ".flotilla" / "flotilla.db"
+        with sqlite3.connect(store) as c:
+            (race_id,) = c.execute("SELECT id FROM runs WHERE kind = 'race'").fetchone()
+        owner = executors(database_url)[race_id]
+        time.sleep(6)  # several heartbeats past dead_after: a worker that adopted the race would have by now
+        assert executors(database_url)[race_id] == owner  # still the dead orchestrator's
+        assert sh(repo, "git", "rev-parse", "HEAD") == head  # nobody merged behind the user's back
+        resumed = subprocess.run([FLOTILLA, "resume", race_id, "--json"], cwd=repo, env=env, capture_output=True,
+                                 text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        outcome = json.loads(resumed.stdout)
+        assert outcome["winner"] == "a1" and outcome["merged"]
+        assert (repo / "calc.py").read_text() == FIXED
+        with sqlite3.connect(store) as c:
+            (status,) = c.execute("SELECT status FROM runs WHERE id = ?", (race_id,)).fetchone()
+        assert status == "done"  # concluded here, in the project's own store
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()

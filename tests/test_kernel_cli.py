@@ -47,7 +47,7 @@ def test_sigterm_stops_a_race_for_good_and_nothing_resumes_or_merges_it(tmp_path
     # another command does not adopt it, and resume refuses with the reason
     flotilla(repo, "runs")
     resumed = flotilla(repo, "resume", race["id"])
-    assert resumed.returncode == 1 and "nothing to resume" in resumed.stderr and "stopped" in resumed.stderr
+    assert resumed.returncode == 1 and "was stopped" in resumed.stderr and "resuming" not in resumed.stderr
     assert sh(repo, "git", "rev-parse", "HEAD") == head  # never merged
 
 

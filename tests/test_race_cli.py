@@ -40,7 +40,7 @@ def test_race_json_then_diff_and_merge_by_hand(tmp_path):
     done = flotilla(repo, "race", "Fix add", "--agent", agent, "--check", CHECK, "--pick", "manual", "--json")
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
-    assert outcome["winner"] == "a1" and outcome["merged"] is None and "estimate: 1 attempt " in done.stderr
+    assert outcome["winner"] == "a1" and outcome["merged"] is None and "estimate: 1 attempt, cost unknown" in done.stderr
     race_id = outcome["race_id"]
     shown = flotilla(repo, "diff", race_id[:6])
     assert "+    return a + b" in shown.stdout
@@ -98,6 +98,14 @@ def test_ctrl_c_cancels_every_attempt_keeps_branches_and_leaves_no_processes(tmp
     # the work done before Ctrl-C is on the branches; no worktree is left behind
     assert "a + b" in sh(repo, "git", "show", f"{kept[0]}:calc.py")
     assert worktrees(repo) == [str(repo)]
+    # one line says which race stopped, its state, and how to look at or remove what it kept
+    (said,) = [line for line in err.splitlines() if "interrupted" in line]
+    assert f"race {race['id']} (cancelled)" in said and f"flotilla diff {race['id']}" in said
+    assert "git branch -D" in said
+    shown = flotilla(repo, "show", race["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "a1: stopped before it finished" in shown.stdout and " 0. " not in shown.stdout
+    assert not [line for line in shown.stdout.splitlines() if line.startswith("0 ")]  # no place 0 rows
     assert "nothing to collect" in flotilla(repo, "gc").stdout
 
 
@@ -128,7 +136,10 @@ def test_gc_from_the_command_cleans_a_crashed_race(tmp_path):
 
 def test_demo_end_to_end(tmp_path):
     started = time.monotonic()
-    done = subprocess.run([*FLOTILLA, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    # os.environ given explicitly: pytest imports readline, which exports COLUMNS=80 to any child that
+    # inherits the process environment, and piped output honours COLUMNS
+    done = subprocess.run([*FLOTILLA, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ))
     assert done.returncode == 0, done.stdout + done.stderr
     text = done.stdout
     assert "winning diff: a1" in text and "merged a1 into main" in text

@@ -166,10 +166,12 @@ def test_agents_lists_and_reports_broken_files(tmp_path: Path) -> None:
 def test_ctrl_c_records_the_run_as_cancelled(tmp_path: Path) -> None:
     proc, run_id = _start_waiting_run(tmp_path)
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     row = SQLiteStore(tmp_path / "store.db").get_run(run_id)
     assert row["status"] == "cancelled" and "Ctrl-C" in row["reason"]
+    (said,) = [line for line in err.splitlines() if "interrupted" in line]  # one line: id, state, what next
+    assert f"stopped run {run_id} (cancelled)" in said and f"flotilla show {run_id}" in said
 
 
 def test_steer_read_only_reaches_a_running_run(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import ConfigError
+from .errors import ConfigError, nearest
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -46,6 +46,10 @@ PRESETS: dict[str, ProviderConfig] = {
     "lmstudio": ProviderConfig(kind="openai", base_url="http://127.0.0.1:1234/v1"),
     "scripted": ProviderConfig(kind="scripted"),
 }
+
+TOP_LEVEL = ("model", "subagent_model", "max_tokens", "providers", "models", "aliases", "race", "gateway",
+             "worker", "advisor", "hooks", "limits", "sandbox")
+"""Every top-level key or section a configuration file may hold; anything else is a typo to report."""
 
 USER_FILE = Path("~/.config/flotilla/config.toml")
 PROJECT_FILE = "flotilla.toml"
@@ -112,7 +116,9 @@ def load_settings(flags: dict[str, Any] | None = None, *, cwd: Path | None = Non
     user = (user_file or USER_FILE).expanduser()
     for path in (user, root / PROJECT_FILE):
         if path.is_file():
-            _merge(data, _read_toml(path), origins, str(path))
+            layer = _read_toml(path)
+            _check_top_level(layer, str(path))
+            _merge(data, layer, origins, str(path))
     env_layer: dict[str, Any] = {}
     for var, value in environ.items():
         if var.startswith(ENV_PREFIX) and var not in ("FLOTILLA_STORE",):
@@ -125,6 +131,22 @@ def load_settings(flags: dict[str, Any] | None = None, *, cwd: Path | None = Non
             env_layer = {}
     _merge(data, {k: v for k, v in (flags or {}).items() if v is not None}, origins, "command line")
     return Settings(data, origins, root)
+
+
+def project_root(cwd: Path) -> Path:
+    """The nearest folder at or above ``cwd`` holding ``flotilla.toml`` or ``.git`` (a worktree's own root)."""
+    return _project_root(cwd)
+
+
+def claude_dir(environ: dict[str, str] | None = None) -> Path:
+    """The user's Claude Code folder: ``$CLAUDE_CONFIG_DIR`` when set (as Claude Code honours it), else ``~/.claude``.
+
+    Everything flotilla reads from the user's side of Claude Code's environment (``CLAUDE.md``,
+    ``settings.json``, ``skills/``, ``agents/``) is found here, so one variable moves all of it
+    (tests point it at a temporary folder)."""
+    env = os.environ if environ is None else environ
+    configured = env.get("CLAUDE_CONFIG_DIR")
+    return Path(configured).expanduser() if configured else Path.home() / ".claude"
 
 
 def _project_root(cwd: Path) -> Path:
@@ -142,6 +164,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
                           "correct the syntax at the line named") from None
 
 
+def _check_top_level(layer: dict[str, Any], source: str) -> None:
+    for key, value in layer.items():
+        if key not in TOP_LEVEL:
+            kind = "section" if isinstance(value, dict) else "key"
+            guess = nearest(key, list(TOP_LEVEL))
+            hint = f"did you mean {guess!r}? " if guess else ""
+            raise ConfigError(source, key, f"unknown {kind}",
+                              f"{hint}the top-level names are {', '.join(sorted(TOP_LEVEL))}")
+
+
 def _merge(into: dict[str, Any], layer: dict[str, Any], origins: dict[str, str], source: str,
            prefix: str = "") -> None:
     for key, value in layer.items():
@@ -155,7 +187,9 @@ def _merge(into: dict[str, Any], layer: dict[str, Any], origins: dict[str, str],
 
 def _fix_for(err: dict[str, Any], model: type[BaseModel]) -> str:
     if err["type"] == "extra_forbidden":
-        return f"remove it; the keys allowed here are {sorted(model.model_fields)}"
+        guess = nearest(str(err["loc"][-1]), list(model.model_fields)) if err["loc"] else None
+        hint = f"did you mean {guess!r}? " if guess else "remove it; "
+        return f"{hint}the keys allowed here are {', '.join(sorted(model.model_fields))}"
     if err["type"] == "literal_error":
         return f"use one of {err.get('ctx', {}).get('expected', '')}"
     if err["type"] == "missing":

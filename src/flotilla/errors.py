@@ -39,8 +39,9 @@ class ConfigError(UserError):
 class UnknownModel(UserError):
     def __init__(self, name: str, known: list[str], kind: str = "model") -> None:
         self.name, self.known = name, known
-        shown = ", ".join(known[:30]) + (" …" if len(known) > 30 else "")
-        super().__init__(f"unknown {kind} {name!r}; known: {shown}")
+        guess = nearest(name, known)
+        hint = f" (did you mean {guess!r}?)" if guess else ""
+        super().__init__(f"unknown {kind} {name!r}{hint}; known: {', '.join(known) or 'none'}")
 
 
 class MissingApiKey(UserError):
@@ -61,6 +62,20 @@ class RepositoryError(UserError):
 
 class SandboxUnavailable(UserError):
     """``--sandbox required`` (or ``[sandbox] mode``) where bubblewrap cannot confine commands."""
+
+
+def nearest(name: str, candidates: list[str]) -> str | None:
+    """The candidate closest to a misspelt ``name`` (``paralel`` → ``parallel``, ``gpt5`` →
+    ``openai:gpt-5``), or None when nothing is close; a ``provider:`` prefix may be left out."""
+    import difflib
+
+    best, score = None, 0.0
+    for candidate in candidates:
+        for form in {candidate, candidate.rpartition(":")[2]}:
+            ratio = difflib.SequenceMatcher(None, name.lower(), form.lower()).ratio()
+            if ratio > score:
+                best, score = candidate, ratio
+    return best if score >= 0.75 else None
 
 
 class RunError(FlotillaError):

@@ -104,6 +104,22 @@ class SteeringReceived(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class McpServerStarted(Event):
+    server: str
+    tools: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class McpServerFailed(Event):
+    """An MCP server that did not start; the run goes on without its tools."""
+
+    server: str
+    error: str
+    stderr: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class AttemptStarted(Event):
     """A work unit (a race's attempt, a slice …) started; ``run_id`` is its parent's."""
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from .config import Settings, load_settings
 from .errors import Cancelled, NothingToResume, UserError
 from .events import FanOut
-from .kernel.executor import TASKS, Handle, InMemoryExecutor
+from .kernel.executor import TASKS, InMemoryExecutor
 from .messages import Message, MessagesRequest
 from .models.meter import Meter
 from .models.catalog import Catalog
@@ -188,10 +188,6 @@ class Session:
         return Session(project, durable=False, store=self.store, settings=self.settings, models=self._models,
                        home=self.home)
 
-    def for_job(self, job: dict[str, Any]) -> Session:
-        """The Session a task of ``job`` runs with here: this one (its store, models, observers)."""
-        return self
-
     # -- what flotilla does --------------------------------------------------------------------
 
     async def ask(self, model: str | Model, prompt: str, *, system: str | None = None, max_tokens: int = 1024,
@@ -227,8 +223,10 @@ class Session:
     async def run(self, agent: str, task: str, *, model: str | Model | None = None, advisor: str | Model | None = None,
                   fallback: list[str] | tuple[str, ...] = (), budget_usd: float | None = None,
                   max_turns: int | None = None, timeout_s: float | None = None, read_only: bool | None = None,
-                  cwd: str | Path | None = None, sink: EventSink | None = None, run_id: str | None = None) -> Any:
-        """Runs one agent on a task in ``cwd`` (default the project) and returns its ``AgentResult``."""
+                  approve_asks: bool = False, cwd: str | Path | None = None, sink: EventSink | None = None,
+                  run_id: str | None = None) -> Any:
+        """Runs one agent on a task in ``cwd`` (default the project) and returns its ``AgentResult``.
+        ``approve_asks`` lets through the calls an ``ask`` permission rule holds for a person (``--yes``)."""
         from .agents.loader import get_agent
         from .kernel.agent_run import result_from_json
 
@@ -240,7 +238,8 @@ class Session:
         run_id = run_id or new_id()
         job = {"agent": agent, "task": task, "workspace": str(workspace), "run_id": run_id,
                "model": self.model_name(model), "advisor": self.model_name(advisor), "fallback": list(fallback),
-               "budget_usd": budget_usd, "max_turns": max_turns, "timeout_s": timeout_s, "read_only": read_only}
+               "budget_usd": budget_usd, "max_turns": max_turns, "timeout_s": timeout_s, "read_only": read_only,
+               "approve_asks": approve_asks}
         return result_from_json(await self._top("flotilla.agent", job, run_id, sink))
 
     async def race(self, spec: str, *, models: list[str | Model] | tuple[str | Model, ...] = (), check: str | None = None,
@@ -250,7 +249,7 @@ class Session:
         ``options`` are ``RaceOptions`` fields (``n``: attempts per model, best-of-N with one model;
         ``select``: ``checks``, ``checks+judge``, ``pairwise`` or ``vote``; ``agent``, ``parallel``, ``judge``, ``pick``,
         ``budget_usd``, ``max_turns``, ``attempt_timeout_s``, ``setup``, ``base``, ``allow_dirty``,
-        ``keep``, ``fallback``, ``queue``, ``remote``). Returns a ``RaceOutcome``.
+        ``keep``, ``fallback``, ``queue``, ``remote``, ``approve_asks``). Returns a ``RaceOutcome``.
         """
         from .patterns import race as racing
 
@@ -282,7 +281,12 @@ class Session:
 
         if not self.durable:
             raise UserError("resume needs a durable Session (durable=True, the default)")
+        from .store import why_not_resumable
+
         record = self.store.get_run(run_id)
+        why = why_not_resumable(record)
+        if why:  # finished, failed or stopped: say so (the CLI exits 1), never run it again
+            raise NothingToResume(why)
         self.executor  # started?
         if sink is not None:
             self._observers[record["id"]] = sink
@@ -290,8 +294,7 @@ class Session:
         if state == "cancelled":  # Ctrl-C, SIGTERM or `flotilla stop`: a person's decision, never undone
             raise NothingToResume(f"run {record['id']}: nothing to resume, it was stopped ({record['reason'] or 'cancelled'}); "
                                   "a stopped run stays stopped: start it again to redo it")
-        handle = durable.resume(record["id"])
-        return await self._await(handle, record["id"])
+        return await self.executor.result(durable.resume(record["id"]))
 
     def steer(self, run_id: str, message: str = "", *, read_only: bool = False) -> str:
         """Puts a message (and/or a switch to read-only) in a running run's inbox; a switch to read-only
@@ -402,7 +405,7 @@ class Session:
             self._observers[run_id] = sink
         handle = await self.executor.spawn(name, job, id=run_id)
         try:
-            return await self._await(handle, run_id)
+            return await self.executor.result(handle)
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel(run_id))
             if on_cancel is not None:
@@ -410,9 +413,6 @@ class Session:
             raise
         finally:
             self._observers.pop(run_id, None)
-
-    async def _await(self, handle: Handle, run_id: str) -> Any:
-        return await self.executor.result(handle)
 
     async def _cancel(self, run_id: str) -> None:
         """Stops a run and its children for good, and waits until they have recorded their end."""
@@ -438,7 +438,7 @@ def load_tasks() -> None:
 def _session_for(job: dict[str, Any]) -> Session:
     if _OWNER is None:
         raise RuntimeError("a durable task ran with no Session open in this process")
-    return _OWNER.for_job(job)
+    return _OWNER
 
 
 def _durable_url(store: Any) -> str | None:

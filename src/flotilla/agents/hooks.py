@@ -1,10 +1,10 @@
 """Hooks: shell commands run at points of a run, configured as Claude Code configures them.
 
-Sources, all merged: the ``hooks`` object of ``.claude/settings.json`` and
-``.claude/settings.local.json`` in the workspace when it has a ``.claude/``
-folder, else in the project root (read once: a worktree of the project holds
-the same files), and the ``[hooks]`` table of flotilla's configuration, same
-shape::
+Sources, all merged: the ``hooks`` object of the user's ``~/.claude/settings.json``
+(``$CLAUDE_CONFIG_DIR``), of ``.claude/settings.json`` and ``.claude/settings.local.json``
+in the workspace when it has a ``.claude/`` folder, else in the project root (read
+once: a worktree of the project holds the same files), and the ``[hooks]`` table of
+flotilla's configuration, same shape::
 
     {"hooks": {"PreToolUse": [{"matcher": "Edit|Write",
                                "hooks": [{"type": "command", "command": "./check.sh", "timeout": 30}]}]}}
@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
+from ..config import Settings, claude_dir
 from ..errors import ConfigError
+from .permissions import read_settings
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +79,14 @@ class Hooks:
     def load(cls, workspace: Path, settings: Settings | None, run_id: str = "") -> Hooks:
         """Reads every hook source for a run in ``workspace``; bad configuration raises ``ConfigError``."""
         rules: list[HookRule] = []
-        # One folder, not both: a worktree of the project (a race attempt's) holds the same
+        # One project folder, not both: a worktree of the project (a race attempt's) holds the same
         # .claude/ as the project root, and reading both ran every hook twice.
         folder = workspace if (workspace / ".claude").is_dir() or settings is None else settings.root
-        for name in ("settings.json", "settings.local.json"):
-            path = folder / ".claude" / name
-            if path.is_file():
-                try:
-                    data = json.loads(path.read_text())
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(str(path), "(file)", f"not valid JSON ({exc})", "correct the syntax") from None
+        paths = [claude_dir() / "settings.json"]  # the user's, then the project's
+        paths += [folder / ".claude" / name for name in ("settings.json", "settings.local.json")]
+        for path in paths:
+            data = read_settings(path)
+            if data is not None:
                 rules += parse_hooks(data.get("hooks") or {}, str(path))
         if settings is not None and settings.get("hooks"):
             rules += parse_hooks(settings.get("hooks"), settings.origin("hooks"))

@@ -31,6 +31,7 @@ from ..protocols import EventSink, Model, RunStore, Steps
 from ..store import SQLiteStore, new_id
 from ..workspaces.sandbox import sandbox_for
 from . import advisor as advising
+from .environment import Environment
 from .hooks import Hooks
 from .limits import effective_limits
 from .result import RUN_STATUS, AgentResult, Limits
@@ -55,7 +56,8 @@ async def run_agent(spec: AgentSpec, task: str, workspace: Path, *, model: str |
                     run_id: str | None = None, parent_run_id: str | None = None,
                     read_only: bool | None = None, parent_model: str | None = None, depth: int = 0,
                     meter: Meter | None = None, agents: dict[str, AgentSpec] | None = None,
-                    tools: dict[str, Any] | None = None, steps: Steps | None = None) -> AgentResult:
+                    tools: dict[str, Any] | None = None, steps: Steps | None = None,
+                    environment: Environment | None = None) -> AgentResult:
     """Runs ``spec`` on ``task`` in ``workspace`` until it ends its turn or a limit ends it.
 
     ``model``/``fallback``/``advisor`` override the agent file. Without a
@@ -64,7 +66,8 @@ async def run_agent(spec: AgentSpec, task: str, workspace: Path, *, model: str |
     ``read_only`` overrides the agent's own permission. The rest are for the
     runtime itself: subagents pass ``parent_model``, ``depth``, the shared
     ``meter`` and the ``agents`` they may call; ``tools`` replaces the default
-    tool set; ``steps`` replaces the seam.
+    tool set; ``steps`` replaces the seam; ``environment`` is the parent's memory, skills, MCP
+    servers and permission rules (a top-level run reads its own from the workspace).
 
     Returns an ``AgentResult``; a run ends with a result whatever its stop
     reason, except task cancellation (Ctrl-C), which is recorded and re-raised.
@@ -72,7 +75,8 @@ async def run_agent(spec: AgentSpec, task: str, workspace: Path, *, model: str |
     run = _Run(spec, Path(workspace).resolve(), model=model, fallback=fallback, advisor=advisor,
                limits=limits or Limits(), store=store, sink=sink, settings=settings,
                model_factory=model_factory, run_id=run_id, parent_run_id=parent_run_id, read_only=read_only,
-               parent_model=parent_model, depth=depth, meter=meter, agents=agents, tools=tools, steps=steps)
+               parent_model=parent_model, depth=depth, meter=meter, agents=agents, tools=tools, steps=steps,
+               environment=environment)
     return await run.go(task)
 
 
@@ -82,7 +86,7 @@ class _Run:
                  settings: Settings | None, model_factory: Callable[[str], Model] | None, run_id: str | None,
                  parent_run_id: str | None, read_only: bool | None, parent_model: str | None, depth: int,
                  meter: Meter | None, agents: dict[str, AgentSpec] | None, tools: dict[str, Any] | None,
-                 steps: Steps | None) -> None:
+                 steps: Steps | None, environment: Environment | None) -> None:
         self.spec, self.workspace, self.limits, self.depth = spec, workspace, limits, depth
         self.settings = settings or load_settings(cwd=workspace)
         self.store: RunStore = store if store is not None else SQLiteStore(":memory:")
@@ -106,16 +110,19 @@ class _Run:
         self.tools.setdefault("Agent", AgentTool({n: a.description for n, a in self.agents.items()}))
         self.allowed = set(spec.allowed_tools())
         self.hooks = Hooks.load(workspace, self.settings, self.run_id)
+        self.owns_environment = environment is None  # a top-level run: it starts the project's servers
+        self.environment = environment or Environment.load(workspace, self.settings)
+        self.own_servers: list[Any] = []  # the MCP servers this run started, and stops
         self.sandbox = sandbox_for(self.settings)  # what the Bash tool's commands are confined by
         # A child's turns and clock are its own: its agent file's maxTurns, else [limits] (run_agent fills them).
         child_limits = Limits(max_turns=None, wall_clock_s=None, budget_usd=self.budget, max_depth=limits.max_depth,
-                              max_parallel_subagents=limits.max_parallel_subagents)
+                              max_parallel_subagents=limits.max_parallel_subagents, approve_asks=limits.approve_asks)
 
         async def run_child(child: AgentSpec, prompt: str, read_only: bool) -> AgentResult:
             return await run_agent(
                 child, prompt, workspace, limits=child_limits, store=self.store, sink=sink, settings=self.settings,
                 model_factory=factory, parent_run_id=self.run_id, parent_model=self.model_name, depth=depth + 1,
-                meter=self.meter, agents=self.agents, tools=tools,
+                meter=self.meter, agents=self.agents, tools=tools, environment=self.environment,
                 read_only=True if read_only else None)  # a subagent of a read-only run must not be a way around it
 
         self.subagents = Subagents(self.agents, depth, limits.max_depth, limits.max_parallel_subagents, run_child)
@@ -165,6 +172,7 @@ class _Run:
         error: str | None = None
         try:
             async with asyncio.timeout(self.limits.wall_clock_s) as clock:
+                await self._start_environment()
                 stop = await self._loop()
             if stop == "max_turns":
                 error = (f"{self.max_turns} model calls made, the most this run may make (--max-turns, the "
@@ -187,7 +195,17 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - a bug must still end the run with its reason recorded
             log.exception("run %s failed", self.run_id)
             stop, error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            await Environment.stop(self.own_servers)
         return self._finish(stop, error)
+
+    async def _start_environment(self) -> None:
+        """Starts the MCP servers this run owns and adds the Skill and MCP tools the agent may use."""
+        self.own_servers = await self.environment.start(self.spec, self.sink, self.run_id,
+                                                        project=self.owns_environment)
+        extra = self.environment.tools(self.spec, self.own_servers)
+        self.tools = {**extra, **self.tools}
+        self.allowed |= self.environment.allowed(self.spec, extra)
 
     async def _loop(self) -> str:
         while True:
@@ -220,7 +238,7 @@ class _Run:
     def _request(self) -> MessagesRequest:
         tools = [ToolSpec(name=t.name, description=t.description, input_schema=t.input_schema)
                  for name, t in self.tools.items()
-                 if name in self.allowed and (t.read_only or not self.read_only)]
+                 if name in self.allowed and (t.read_only or not self.read_only) and self.environment.offered(name)]
         if self.advisor is not None:
             tools.append(advising.TOOL)
         return MessagesRequest(model=self.model_name, system=self._system(), messages=self.messages,
@@ -231,7 +249,9 @@ class _Run:
                  "and may not leave it.")
         if self.read_only:
             where += " This run is read-only: you may read and search, not change files."
-        return (self.spec.system_prompt or "You are a helpful coding agent.") + where
+        environment = self.environment.prompt(self.spec)
+        return (self.spec.system_prompt or "You are a helpful coding agent.") + where \
+            + (f"\n\n{environment}" if environment else "")
 
     # -- tools ------------------------------------------------------------------
 
@@ -254,6 +274,9 @@ class _Run:
                 return self._deny(call, f"Blocked by a PreToolUse hook: {verdict.reason}")
             if verdict.updated_input is not None:
                 input = verdict.updated_input
+        refusal = self.environment.refusal(call.name, input, approve_asks=self.limits.approve_asks)
+        if refusal:  # the permission rules judge the input that would run, after any hook changed it
+            return self._deny(call, refusal)
         context = ToolContext(root=self.workspace, run_id=self.run_id, read_only=self.read_only,
                               sink=self.sink, sandbox=self.sandbox, extras={SUBAGENTS: self.subagents})
 
@@ -265,6 +288,7 @@ class _Run:
                 raise
             except Exception as exc:  # noqa: BLE001 - a tool's failure is the model's to read, not the run's end
                 output = ToolOutput(f"{call.name} failed: {type(exc).__name__}: {exc}", is_error=True)
+            output.content = self.environment.screen(call.name, output.content, approve_asks=self.limits.approve_asks)
             self.sink.emit(ToolCalled(run_id=self.run_id, tool=call.name, tool_use_id=call.id, input=input,
                                       is_error=output.is_error, output_preview=output.content[:300],
                                       duration_ms=(time.perf_counter() - started) * 1000))

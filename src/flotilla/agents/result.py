@@ -34,6 +34,9 @@ class Limits:
     """How deep subagents may nest (a top-level run is depth 0)."""
     max_parallel_subagents: int = 4
     """Subagents one run may have going at once."""
+    approve_asks: bool = False
+    """``--yes``: calls that an ``ask`` permission rule holds for a person go ahead. Without it an
+    unattended run, having no one to ask, refuses them with the reason."""
 
 
 @dataclass

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
-ALL_TOOLS = ("Read", "Write", "Edit", "Glob", "Grep", "Bash", "Agent")
+READ_ONLY_TOOLS = ("Read", "Glob", "Grep", "Skill")
+ALL_TOOLS = ("Read", "Write", "Edit", "Glob", "Grep", "Bash", "Agent", "Skill")
 
 
 @dataclass
@@ -28,6 +28,10 @@ class AgentSpec:
     fallback_model: list[str] = field(default_factory=list)
     advisor: str | None = None
     budget_usd: float | None = None
+    skills: list[str] | None = None
+    """The skills this agent sees, by name; None means every skill found."""
+    mcp_servers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    """``mcpServers``: servers of ``.mcp.json`` by name (None), or inline definitions, started for this agent."""
     source: str = "built-in"
     """Where the definition came from: a file path, or ``built-in``."""
     path: Path | None = None

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
+from ..patterns._worker import WorkerConfig
+from ._console import make_console, setting
 
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -29,10 +30,18 @@ def resume(
     store_path: Optional[str] = typer.Option(None, "--store", help="Run store path."),
 ) -> None:
     """Continue a crashed durable run (and its crashed attempts) from its last finished step."""
+    from ..errors import NothingToResume, UserError
     from ..session import Session
+    from ..store import store_location, why_not_resumable
+
+    if not store_location(store_path).is_file():
+        raise UserError(f"no run {run!r}: {store_location(store_path)} does not exist (nothing has run here yet)")
 
     session = Session(project=Path.cwd(), store=store_path)
     record = session.store.get_run(run)
+    why = why_not_resumable(record)
+    if why:  # finished, failed or stopped: nothing is done, and the exit code says so
+        raise NothingToResume(why)
     err.print(f"resuming {record['kind']} {record['id']}", highlight=False)
     result = session.resume_sync(record["id"])
     record = session.store.get_run(record["id"])
@@ -44,16 +53,20 @@ def resume(
         out.print(outcome_view(record["result"]))
     else:
         out.print(f"run {record['id']}: {record['status']} {record['reason'] or ''}", highlight=False)
-    if record["kind"] == "race" and not (record["result"] or {}).get("winner"):
-        raise SystemExit(1)
+    outcome = record["result"] or {}
+    if record["kind"] == "race" and (not outcome.get("winner") or outcome.get("merge_error")):
+        raise SystemExit(1)  # as `flotilla race` does: no winner, or a winner left unmerged
 
 
 def worker(
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1,
-                                              help="Attempts this worker runs at once ([worker] concurrency)."),
-    remote: Optional[str] = typer.Option(None, "--remote", help="The shared git remote ([worker] remote)."),
-    dead_after: Optional[float] = typer.Option(None, "--dead-after", min=1.0,
-                                               help="Seconds of silence before a worker counts as dead."),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", "-c", min=1,
+        help=f"Attempts this worker runs at once (default: {setting('worker', 'concurrency', WorkerConfig)})."),
+    remote: Optional[str] = typer.Option(
+        None, "--remote", help=f"The shared git remote (default: {setting('worker', 'remote', WorkerConfig)})."),
+    dead_after: Optional[float] = typer.Option(
+        None, "--dead-after", min=1.0, help="Seconds of silence before a worker counts as dead "
+                                            f"(default: {setting('worker', 'dead_after_s', WorkerConfig)})."),
 ) -> None:
     """Run queued attempts (`flotilla race --queue`) until stopped; adopt dead workers' queued attempts."""
     from ..patterns.race import ATTEMPTS_QUEUE

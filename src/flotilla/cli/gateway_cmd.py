@@ -8,12 +8,13 @@ import time
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import UserError
+from ..gateway.config import GatewayConfig
+from ._console import make_console, setting
 
-out = Console()
+out = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -22,8 +23,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("gateway")
     def gateway(
-        host: Optional[str] = typer.Option(None, help="Address to listen on (default [gateway].host, 127.0.0.1)."),
-        port: Optional[int] = typer.Option(None, help="Port (default [gateway].port, 8788)."),
+        host: Optional[str] = typer.Option(
+            None, help=f"Address to listen on (default: {setting('gateway', 'host', GatewayConfig)})."),
+        port: Optional[int] = typer.Option(None, help=f"Port (default: {setting('gateway', 'port', GatewayConfig)})."),
         store: Optional[str] = typer.Option(None, help="Run store path (default FLOTILLA_STORE or .flotilla/flotilla.db)."),
         log_level: str = typer.Option("warning", help="uvicorn's log level."),
     ) -> None:
@@ -50,7 +52,7 @@ def register(app: typer.Typer) -> None:
         allowed = [m.strip() for m in (models or "").split(",") if m.strip()]
         secret = _keys(store).create(name, budget_usd=budget_usd, models=allowed)
         out.print(secret, highlight=False, soft_wrap=True)
-        Console(stderr=True).print(f"key {name!r} created; store it now, it cannot be shown again")
+        make_console(stderr=True).print(f"key {name!r} created; store it now, it cannot be shown again")
 
     @keys.command("list")
     def list_(store: Optional[str] = typer.Option(None, help="Run store path.")) -> None:

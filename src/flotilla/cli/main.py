@@ -6,10 +6,10 @@ import importlib
 import sys
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ..errors import NothingToResume, RunError, UserError
+from ._console import make_console
 
 app = typer.Typer(
     name="flotilla",
@@ -18,10 +18,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
+err = make_console(stderr=True)
 
 # One module per command group; each defines register(app).
-COMMAND_MODULES: tuple[str, ...] = ("gateway_cmd", "models_cmd", "run_cmd", "race_cmd", "durable_cmd", "eval_cmd")
+COMMAND_MODULES: tuple[str, ...] = ("gateway_cmd", "models_cmd", "run_cmd", "race_cmd", "durable_cmd", "environment_cmd",
+                                   "eval_cmd")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__package__}.{_name}").register(app)

@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
 from ..errors import UserError
+from ..events import FanOut
+from ._console import make_console
 from ._sandbox_flag import choose_sandbox, sandbox_option
 
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +45,8 @@ def race(
                                               "--judge), vote. Default: checks+judge with --judge, else checks."),
     keep: bool = typer.Option(False, "--keep", help="Keep every worktree and branch."),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="USD cap for the whole race."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Approve tool calls that `ask` permission rules hold "
+                             "for a person (unattended, they are refused)."),
     allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Race from HEAD despite uncommitted changes."),
     fallback_model: Optional[str] = typer.Option(None, "--fallback-model", help="Fallback models, comma-separated."),
     setup: Optional[str] = typer.Option(None, "--setup", help="A command run in each worktree first."),
@@ -57,12 +61,15 @@ def race(
                                                     help="Wall-clock seconds each attempt may take, own or external "
                                                          "(default: [limits] wall_clock_s, 1800)."),
     queue: bool = typer.Option(False, "--queue", help="Enqueue the attempts for `flotilla worker` processes."),
-    remote: Optional[str] = typer.Option(None, "--remote",
-                                         help="The git remote workers share (default: [worker] remote)."),
+    remote: Optional[str] = typer.Option(
+        None, "--remote", help="The git remote workers share (default: \[worker] remote in flotilla.toml)."),
     sandbox: Optional[str] = sandbox_option(),
 ) -> None:
     """Race one spec across models in git worktrees; verify, rank, merge the winner."""
-    from ..patterns._race_report import LiveView, outcome_view
+    from ..patterns._preflight import preflight
+    from ..patterns._race_select import choose_strategy
+    from ..patterns._race_plan import estimate_line
+    from ..patterns._race_report import LiveView, outcome_view, stopped_line
     from ..patterns.race import build_plans, estimate, race_config
     from ..session import Session
     from ..workspaces import open_repo, require_branch, require_clean
@@ -86,29 +93,45 @@ def race(
     fallback = [f.strip() for f in (fallback_model or "").split(",") if f.strip()]
     plans = build_plans(model, n=n, agent=agent, config=config, default_model=session.settings.model,
                         fallback=fallback)
-    agents = session.agents_for(repo.root) if any(p.template is None for p in plans) else {}
-    if agents and agent not in agents:
-        raise UserError(f"no agent named {agent!r}; flotilla agents: {', '.join(sorted(agents))}; "
-                        "external: claude-code, codex, gemini, aider, cmd:'TEMPLATE'")
-    per, total = estimate(plans, config=config, catalog=session.catalog, agents=agents)
-    known = [p for p in per if p is not None]
-    each = f"~${sum(known) / len(known):.2f}" if known else "?"
-    cap = f", capped at ${budget_usd:.2f}" if budget_usd is not None else ""
-    unknown = f" (+{len(per) - len(known)} unpriced)" if len(known) < len(per) else ""
-    attempts = f"{len(plans)} attempt{'s' if len(plans) != 1 else ''}"
-    err.print(f"estimate: {attempts} × {each} = ~${total:.2f}{unknown}{cap}", highlight=False)
-    with LiveView(err, enabled=err.is_terminal and not as_json) as view:
-        outcome = session.race_sync(spec, check=check, plans=plans, agent=agent, base=base, parallel=parallel,
-                                    judge=judge, select=select, pick=pick, keep=keep, budget_usd=budget_usd,
-                                    allow_dirty=allow_dirty, setup=setup, max_turns=max_turns,
-                                    attempt_timeout_s=attempt_timeout, queue=queue, remote=remote,
-                                    sink=view)
+    agents, broken = ({}, [])
+    if any(p.template is None for p in plans):
+        from ..agents.loader import load_agents
+
+        agents, broken = load_agents(repo.root)
+    choose_strategy(select, judge)  # a --select/--judge mismatch said before any key is looked for
+    for warning in preflight(plans, check=check or config.check, agents=agents, settings=session.settings,
+                             catalog=session.catalog, parallel=parallel, judge=judge, here=not queue, broken=broken):
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    per, _total = estimate(plans, config=config, catalog=session.catalog, agents=agents)
+    err.print(escape(estimate_line(plans, per, budget_usd=budget_usd)), highlight=False)
+    started: list[str] = []
+
+    class Started:  # the race's id: said when it starts, and in the one line Ctrl-C prints
+        def emit(self, event: Any) -> None:
+            if getattr(event, "kind", None) == "race" and not started:
+                started.append(event.run_id)
+                err.print(f"race {event.run_id}: {len(plans)} attempt{'s' if len(plans) != 1 else ''} from {base}",
+                          highlight=False)
+
+    try:
+        with LiveView(err, enabled=err.is_terminal and not as_json) as view:
+            outcome = session.race_sync(spec, check=check, plans=plans, agent=agent, base=base, parallel=parallel,
+                                        judge=judge, select=select, pick=pick, keep=keep, budget_usd=budget_usd,
+                                        allow_dirty=allow_dirty, setup=setup, max_turns=max_turns,
+                                        attempt_timeout_s=attempt_timeout, queue=queue, remote=remote, approve_asks=yes,
+                                        sink=FanOut(view, Started()))
+    except KeyboardInterrupt:
+        if not started:
+            raise
+        err.print(f"[yellow]interrupted:[/] {escape(stopped_line(session.store.get_run(started[0])))}",
+                  highlight=False)
+        raise SystemExit(130) from None  # click would swallow a KeyboardInterrupt's message
     result = outcome.to_dict()
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     else:
         out.print(outcome_view(session.store.get_run(result["race_id"])["result"]))
-    if result["winner"] is None:
+    if result["winner"] is None or result.get("merge_error"):
         raise SystemExit(1)  # typer.Exit's code is lost in non-standalone mode
 
 
@@ -121,7 +144,8 @@ def merge(
     """Merge a race's winner (or a named attempt whose check passed) into the base branch."""
     from ..session import Session
 
-    session = Session(project=Path.cwd(), durable=False, store=store)
+    run_store, _record, _result = _race(store, run)  # a store that is not there is not made by looking
+    session = Session(project=Path.cwd(), durable=False, store=run_store)
     head = session.merge(run, attempt, squash=squash)
     record = session.store.get_run(run)
     out.print(f"merged {record['result']['winner']} into {record['meta']['base_branch']} at {head[:10]}",
@@ -176,17 +200,20 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Keep the demo reposito
     """Race three scripted attempts on a small library, offline, and merge the winner."""
     from ..demo import run_demo
 
-    code = run_demo(keep=keep)
+    code = run_demo(out, keep=keep)
     if code:
         raise SystemExit(code)
 
 
 def _race(store: str | None, run: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     from ..patterns.race import finished_race
-    from ..store import open_store
+    from ..store import open_store, store_location
 
-    record = finished_race(open_store(store), run)
-    return None, record, record["result"]
+    if not store_location(store).is_file():
+        raise UserError(f"no race {run!r}: {store_location(store)} does not exist (nothing has run here yet)")
+    run_store = open_store(store)
+    record = finished_race(run_store, run)
+    return run_store, record, record["result"]
 
 
 def _attempt(result: dict[str, Any], name: str | None, race_id: str) -> dict[str, Any]:

@@ -4,31 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..agents import AgentResult, load_agents
+from ..agents import AgentResult, get_agent
 from ..agents.limits import LimitsConfig
 from ..agents.wiring import resolve_model_name, split_names
 from ..config import load_settings
 from ..errors import FlotillaError, UserError
-from ..events import AdvisorConsulted, Event, MessageAdded, ModelCalled, RunStarted, SandboxDenied, SteeringReceived, ToolCalled, \
-    ToolDenied
+from ..events import (AdvisorConsulted, Event, McpServerFailed, McpServerStarted, MessageAdded, ModelCalled, RunStarted,
+                      SandboxDenied, SteeringReceived, ToolCalled, ToolDenied)
 from ..models.catalog import Catalog
-from ..store import SQLiteStore, default_store_path
+from ..models.usage import format_cost, rows_cost
+from ..store import SQLiteStore, new_id, store_location
+from ._console import make_console
 from ._sandbox_flag import choose_sandbox, sandbox_option
 
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +42,22 @@ def register(app: typer.Typer) -> None:
 
 
 def _store(cwd: Path | None = None) -> SQLiteStore:
-    return SQLiteStore(os.environ.get("FLOTILLA_STORE") or default_store_path((cwd or Path.cwd()).resolve()))
+    return SQLiteStore(store_location(root=(cwd or Path.cwd()).resolve()))
+
+
+def _existing_store(cwd: Path | None = None) -> SQLiteStore | None:
+    """The store to read, or None when there is none yet (reading must not create one)."""
+    path = store_location(root=(cwd or Path.cwd()).resolve())
+    return SQLiteStore(path) if path.is_file() else None
+
+
+def _reading(cwd: Path | None = None) -> SQLiteStore:
+    store = _existing_store(cwd)
+    if store is None:
+        path = store_location(root=(cwd or Path.cwd()).resolve())
+        raise UserError(f"no runs here: {path} does not exist (nothing has run in this project yet; "
+                        "--cwd or FLOTILLA_STORE point at another project's store)")
+    return store
 
 
 # -- flotilla run ------------------------------------------------------------------
@@ -61,6 +77,8 @@ def run(
         f"Wall-clock seconds the run may take (default {LimitsConfig().wall_clock_s:g}; [limits] wall_clock_s; "
         "0 for no bound).")),
     read_only: bool = typer.Option(False, "--read-only", help="Refuse every tool that changes files."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Approve tool calls that `ask` permission rules hold "
+                             "for a person (unattended, they are refused)."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON, no live display."),
     durable_run: bool = typer.Option(True, "--durable/--no-durable",
                                      help="Record every step so a crash resumes (`flotilla resume RUN`)."),
@@ -74,17 +92,30 @@ def run(
         raise UserError(f"--cwd {root} is not a folder")
     choose_sandbox(sandbox, root, err)
     session = Session(project=root, durable=durable_run, store=_store(root))
-    display = None if json_output else _Display(agent)
+    spec = get_agent(agent, session.settings.root, agents=session.agents_for(session.settings.root))
+    for warning in spec.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    display = None if json_output else _Display(spec.name)
+    run_id = new_id()
     options = dict(model=model, advisor=advisor, fallback=split_names(fallback_model), max_turns=max_turns,
-                   budget_usd=budget_usd, timeout_s=timeout, read_only=True if read_only else None, sink=display)
-    if display is None:
-        result = session.run_sync(agent, task, **options)
-        out.print_json(json.dumps(_result_json(result)))
-    else:
-        with Live(display.render(), console=err, refresh_per_second=8, transient=True) as live:
-            display.live = live
+                   budget_usd=budget_usd, timeout_s=timeout, read_only=True if read_only else None, sink=display,
+                   run_id=run_id, approve_asks=yes)
+    try:
+        if display is None:
             result = session.run_sync(agent, task, **options)
-        _summary(result, display)
+            out.print_json(json.dumps(_result_json(result)))
+        else:
+            with Live(display.render(), console=err, refresh_per_second=8, transient=True) as live:
+                display.live = live
+                result = session.run_sync(agent, task, **options)
+            _summary(result, display)
+    except KeyboardInterrupt:
+        recorded = session.store.execute("SELECT status FROM runs WHERE id = ?", (run_id,))
+        if not recorded:  # stopped before the run began
+            raise
+        err.print(f"[yellow]interrupted:[/] stopped run {run_id} ({recorded[0]['status']}); the files it changed "
+                  f"stay in {escape(str(root))}; `flotilla show {run_id}` shows its transcript", highlight=False)
+        raise SystemExit(130) from None  # click would swallow a KeyboardInterrupt's message
     raise typer.Exit(0 if result.stop_reason == "end_turn" else 1)
 
 
@@ -125,6 +156,11 @@ class _Display:
             self._note(f"[red]denied[/] {event.tool}: {escape(event.reason[:160])}")
         elif isinstance(event, AdvisorConsulted):
             self._note(f"[magenta]advisor[/] ({event.trigger}) {event.advice[:100]}")
+        elif isinstance(event, McpServerFailed):
+            self._note(f"[red]MCP server {escape(event.server)} did not start[/] (the run goes on without it): "
+                       f"{escape(event.error)}" + (f"\n{escape(event.stderr[-600:])}" if event.stderr else ""))
+        elif isinstance(event, McpServerStarted):
+            self._note(f"MCP server {escape(event.server)}: {len(event.tools)} tools ({event.duration_ms:.0f} ms)")
         elif isinstance(event, SteeringReceived):
             self._note(f"[yellow]steered[/] {event.message[:100]}{' (read-only)' if event.read_only else ''}")
         if self.live is not None:
@@ -140,7 +176,8 @@ class _Display:
         elapsed = time.monotonic() - self.started
         head = Text.assemble((f"{self.agent} ", "bold"), (f"run {self.run_id} ", "dim"), (self.model, "cyan"))
         figures = Text(f"turns {self.turns} · tool calls {self.tool_calls} · denied {self.denied} · "
-                       f"tokens {self.input_tokens:,} in / {self.output_tokens:,} out · ${self.cost:.4f} · "
+                       f"tokens {self.input_tokens:,} in / {self.output_tokens:,} out · "
+                       f"{format_cost(self.cost, tokens=self.input_tokens + self.output_tokens)} · "
                        f"{elapsed:.0f}s")
         return Group(head, figures)
 
@@ -158,7 +195,8 @@ def _summary(result: AgentResult, display: _Display) -> None:
     style = "green" if result.stop_reason == "end_turn" else "red" if result.stop_reason == "error" else "yellow"
     err.print(f"[{style}]■ {result.stop_reason}[/] run {result.run_id} · {result.turns} turns · "
               f"{result.tool_calls} tool calls · tokens {display.input_tokens:,} in / {display.output_tokens:,} out"
-              f" · ${result.cost_usd:.4f}", highlight=False)
+              f" · {format_cost(result.cost_usd, tokens=display.input_tokens + display.output_tokens)}",
+              highlight=False)
     if result.files_changed:
         err.print(f"files changed: {', '.join(result.files_changed)}", highlight=False)
     if result.error:
@@ -169,32 +207,56 @@ def _summary(result: AgentResult, display: _Display) -> None:
 
 
 def agents(cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project (default: the current folder).")) -> None:
-    """List the agents: name, where each came from, its model as resolved, its tools."""
+    """List every agent file found: which one won each name, its model and tools, what is broken.
+
+    A file shadowed by one of higher precedence is listed with the file that won; a broken file
+    (a bad field, a model that does not resolve) with the field at fault."""
+    from ..agents.loader import check_agent, scan_agents
+
     root = (cwd or Path.cwd()).resolve()
     settings = load_settings(cwd=root)
     catalog = Catalog.load(settings.data)
-    found, errors = load_agents(settings.root)
-    table = Table("agent", "from", "model", "tools", box=None, pad_edge=False)
-    table.columns[2].no_wrap = True
-    for spec in sorted(found.values(), key=lambda s: s.name):
+    entries = scan_agents(settings.root)
+    order = {id(e): i for i, e in enumerate(entries)}  # precedence order within one name
+    table = Table("agent", "from", "model", "tools", "note", box=None, pad_edge=False)
+    broken: list[Any] = []
+    for entry in sorted(entries, key=lambda e: (e.name, order[id(e)])):
+        spec, source = entry.spec, _short_path(entry.source, settings.root)
+        problem = entry.error or (check_agent(spec, settings=settings, catalog=catalog) if spec else None)
+        if problem is not None:
+            broken.append(problem)
+        if spec is None:
+            table.add_row(entry.name, source, "—", "—", _broken(problem))
+            continue
         try:
             model = resolve_model_name(spec, settings, catalog)
-            if spec.model in ("", "inherit"):
-                model = f"inherit → {model}"
-        except FlotillaError as exc:
-            model = f"[red]{spec.model} ({exc})[/]"
-        source = "built-in" if spec.source == "built-in" else _short_path(spec.source, settings.root)
-        tools = ", ".join(spec.allowed_tools()) + (" [dim](read-only)[/]" if spec.read_only else "")
-        table.add_row(spec.name, source, model, tools)
+            model = f"inherit → {model}" if spec.model in ("", "inherit") else model
+        except FlotillaError:
+            model = spec.model
+        tools = ", ".join(spec.allowed_tools()) + (" (read-only)" if spec.read_only else "")
+        if entry.shadowed_by:
+            note = Text(f"shadowed by {_short_path(entry.shadowed_by, settings.root)}", style="dim")
+        elif problem is not None:
+            note = _broken(problem)
+        else:  # an unknown tool or field: the file works, without it
+            note = Text("; ".join(w.split(": ", 1)[-1].split(" (")[0] for w in spec.warnings), style="yellow")
+        table.add_row(entry.name, source, model, tools, note)
     out.print(table)
-    for spec in found.values():
-        for warning in spec.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    for error in errors:
-        err.print(f"[red]broken agent file:[/] {error}", highlight=False)
+    for entry in entries:
+        for warning in entry.spec.warnings if entry.spec else []:
+            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    for error in broken:
+        err.print(f"[red]broken agent file:[/] {escape(str(error))}", highlight=False)
+
+
+def _broken(problem: Any) -> Text:
+    """The table's short form (the full error is printed under the table)."""
+    return Text(f"broken: field {problem.field!r}: {problem.problem.split('; ')[0]}", style="red")
 
 
 def _short_path(path: str, root: Path) -> str:
+    if path == "built-in":
+        return path
     try:
         return str(Path(path).relative_to(root))
     except ValueError:
@@ -208,11 +270,12 @@ def runs(limit: int = typer.Option(20, "--limit", "-n", help="How many runs to l
          kind: Optional[str] = typer.Option(None, "--kind", help="Only runs of this kind (agent, race, …)."),
          cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to read.")) -> None:
     """List recent runs, newest first."""
-    store = _store(cwd)
+    store = _existing_store(cwd)
+    if store is None:
+        err.print(f"no runs yet: {store_location(root=(cwd or Path.cwd()).resolve())} does not exist", highlight=False)
+        return
     rows = store.list_runs(kind=kind, limit=limit)
-    cost: dict[str, float] = {}
-    for row in store.usage([r["id"] for r in rows]):
-        cost[row["run_id"]] = cost.get(row["run_id"], 0.0) + (row["cost_usd"] or 0.0)
+    catalog = Catalog.load(load_settings(cwd=(cwd or Path.cwd()).resolve()).data)
     from .durable_cmd import durable_states
 
     # A durable run's state tells a live run from a crashed one that `flotilla resume` continues.
@@ -222,8 +285,8 @@ def runs(limit: int = typer.Option(20, "--limit", "-n", help="How many runs to l
         status = r["status"]
         if r["id"] in states:  # a resumed run's row still names the dead process
             status = {"resumable": "crashed (resumable)"}.get(states[r["id"]], states[r["id"]])
-        table.add_row(r["id"], r["kind"], status, (r["reason"] or "")[:40], f"${cost.get(r['id'], 0.0):.4f}",
-                      _age(r["created_at"]), r["title"][:70])
+        table.add_row(r["id"], r["kind"], status, (r["reason"] or "")[:40],
+                      format_cost(_family_cost(store, r, catalog)), _age(r["created_at"]), r["title"][:70])
     out.print(table)
 
 
@@ -231,7 +294,7 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
          cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to read."),
          json_output: bool = typer.Option(False, "--json", help="Print the run, transcript and usage as JSON.")) -> None:
     """Show one run: its transcript, and usage and cost by model (subagents included)."""
-    store = _store(cwd)
+    store = _reading(cwd)
     run = store.get_run(run_id)
     family = store.family(run["id"])
     messages = [e["message"] for e in store.events(run["id"], "MessageAdded")]
@@ -253,14 +316,22 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
         _print_message(message)
     table = Table("run", "role", "model", "calls", "input", "output", "cache read", "cache write", "cost",
                   title="usage by model", box=None, pad_edge=False)
-    total = 0.0
+    catalog = Catalog.load(load_settings(cwd=(cwd or Path.cwd()).resolve()).data)
     for u in usage:
-        total += u["cost_usd"] or 0.0
         table.add_row(u["run_id"], u["role"], f"{u['provider']}:{u['model']}", str(u["calls"]),
                       f"{u['input_tokens']:,}", f"{u['output_tokens']:,}", f"{u['cache_read_tokens']:,}",
-                      f"{u['cache_write_tokens']:,}", f"${u['cost_usd'] or 0:.4f}")
+                      f"{u['cache_write_tokens']:,}", format_cost(rows_cost([u], catalog)))
     out.print(table)
-    out.print(f"total ${total:.4f} across {len(family)} run(s)", highlight=False)
+    out.print(f"total {format_cost(_family_cost(store, run, catalog))} across {len(family)} run(s)", highlight=False)
+
+
+def _family_cost(store: SQLiteStore, run: dict[str, Any], catalog: Catalog) -> float | None:
+    """A run's cost with its subagents' and attempts'; None (unknown) when part of it was spent by an
+    external agent CLI (``attempt`` runs, which report no cost) or on a model with no price."""
+    family = store.family(run["id"])
+    if run["kind"] == "attempt" or any(store.get_run(i)["kind"] == "attempt" for i in family[1:]):
+        return None
+    return rows_cost(store.usage(family), catalog)
 
 
 def _print_message(message: dict[str, Any]) -> None:
@@ -302,8 +373,8 @@ def steer(run_id: str = typer.Argument(..., help="The running run to steer."),
     """Put a message (and/or a switch to read-only) in a running run's inbox; it arrives before its next model call."""
     from ..session import Session
 
-    target = Session(project=cwd or Path.cwd(), durable=False, store=_store(cwd)).steer(run_id, message,
-                                                                                        read_only=read_only)
+    target = Session(project=cwd or Path.cwd(), durable=False, store=_reading(cwd)).steer(run_id, message,
+                                                                                         read_only=read_only)
     err.print(f"sent to run {target}; it takes it before its next model call", highlight=False)
 
 
@@ -312,6 +383,6 @@ def stop(run_id: str = typer.Argument(..., help="The running run to stop."),
     """Ask a running run (and its running subagents) to end cleanly before their next model call."""
     from ..session import Session
 
-    targets = Session(project=cwd or Path.cwd(), durable=False, store=_store(cwd)).stop(run_id)
+    targets = Session(project=cwd or Path.cwd(), durable=False, store=_reading(cwd)).stop(run_id)
     more = f" and {len(targets) - 1} running subagent(s)" if len(targets) > 1 else ""
     err.print(f"asked run {targets[0]}{more} to stop", highlight=False)

@@ -25,7 +25,6 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig
 from dbos import error as dbos_error
 from dbos._dbos import _get_dbos_instance
-from dbos._utils import INTERNAL_QUEUE_NAME
 
 from ..errors import ConfigError, UserError
 from ._heartbeat import Heartbeat
@@ -50,6 +49,10 @@ class Runtime:
     executor_id: str
     heartbeat: Heartbeat
     engine: sa.Engine
+    local_queue: str = ""
+    """This process's own queue: what it adopts goes there, so that no other process (a worker
+    listening on DBOS's internal queue, which every process does) runs it instead."""
+    local_queue_made: bool = False
 
     @property
     def is_postgres(self) -> bool:
@@ -112,7 +115,8 @@ def launch(url: str | None = None, *, executor_id: str | None = None, listen: Se
                         log_level=os.environ.get("FLOTILLA_DURABLE_LOG_LEVEL", "CRITICAL"),
                         db_engine_kwargs=engine_kwargs, notification_listener_polling_interval_sec=0.1)
     DBOS(config=config)
-    DBOS.listen_queues(list(listen))
+    local_queue = f"flotilla-local-{executor_id}"
+    DBOS.listen_queues([*listen, local_queue])
     try:
         off_loop(DBOS.launch)
     except (dbos_error.DBOSException, sa.exc.SQLAlchemyError) as exc:
@@ -124,7 +128,7 @@ def launch(url: str | None = None, *, executor_id: str | None = None, listen: Se
     heartbeat = Heartbeat(engine, executor_id, interval=heartbeat_interval, dead_after=dead_after, host=host,
                           on_beat=_adopt if adopt else None)
     heartbeat.start()
-    _runtime = Runtime(url=url, executor_id=executor_id, heartbeat=heartbeat, engine=engine)
+    _runtime = Runtime(url=url, executor_id=executor_id, heartbeat=heartbeat, engine=engine, local_queue=local_queue)
     if recover:
         recover_dead(queues=list(listen) if adopt else None)
     return _runtime
@@ -135,6 +139,11 @@ def shutdown() -> None:
     global _runtime
     runtime, _runtime = _runtime, None
     if runtime is not None:
+        if runtime.local_queue_made:
+            try:
+                off_loop(lambda: DBOS.delete_queue(runtime.local_queue))
+            except Exception:  # noqa: BLE001 - a queue row left behind costs nothing
+                pass
         runtime.heartbeat.stop()
         runtime.engine.dispose()
     DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=0)
@@ -174,11 +183,16 @@ def recover_dead(ids: Sequence[str] | None = None, *, queues: Sequence[str] | No
         pending = [w for w in pending if w.workflow_id in chosen]
     if queues is not None:
         pending = [w for w in pending if w.queue_name in queues]
+    if pending and not runtime.local_queue_made:
+        off_loop(lambda: DBOS.register_queue(runtime.local_queue, polling_interval_sec=0.1,
+                                             on_conflict="always_update"))
+        runtime.local_queue_made = True
     adopted = []
     for w in pending:
-        # DBOS's own recovery, one workflow at a time (what its recovery of an executor does for each).
+        # DBOS's own recovery, one workflow at a time, onto this process's queue: a workflow that was
+        # queued goes back on its own queue (a worker's attempt), any other runs here and nowhere else.
         if off_loop(lambda: _get_dbos_instance()._sys_db.reenqueue_for_recovery(
-                w.workflow_id, [w.executor_id], INTERNAL_QUEUE_NAME)):
+                w.workflow_id, [w.executor_id], runtime.local_queue)):
             adopted.append(w.workflow_id)
     return adopted
 

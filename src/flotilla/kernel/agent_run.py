@@ -26,7 +26,7 @@ async def agent_task(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
                                 model=job.get("model"), fallback=job.get("fallback") or [],
                                 advisor=job.get("advisor"), max_turns=job.get("max_turns"),
                                 timeout_s=job.get("timeout_s"), budget_usd=job.get("budget_usd"),
-                                read_only=job.get("read_only"))
+                                read_only=job.get("read_only"), approve_asks=bool(job.get("approve_asks")))
     return result_json(result)
 
 
@@ -34,7 +34,7 @@ async def run_agent_in(ex: Executor, agent: str, task: str, workspace: Path, *, 
                        parent_run_id: str | None = None, model: str | None = None, fallback: list[str] = (),  # type: ignore[assignment]
                        advisor: str | None = None, max_turns: int | None = None, timeout_s: float | None = None,
                        budget_usd: float | None = None, budget_scope: str | None = None,
-                       read_only: bool | None = None, rebuild: bool = False,
+                       read_only: bool | None = None, approve_asks: bool = False, rebuild: bool = False,
                        project: Path | None = None) -> AgentResult:
     """Runs agent ``agent`` on ``task`` in ``workspace``. ``budget_scope`` names the run whose meter it
     spends from (a race's attempts share the race's); ``rebuild`` replays recorded file tools into a
@@ -45,7 +45,8 @@ async def run_agent_in(ex: Executor, agent: str, task: str, workspace: Path, *, 
     agents = session.agents_for(settings.root)
     spec = require_agent(agents, agent)
     return await run_agent(spec, task, workspace, model=model, fallback=tuple(fallback), advisor=advisor,
-                           limits=session.limits(max_turns=max_turns, wall_clock_s=timeout_s, budget_usd=budget_usd),
+                           limits=session.limits(max_turns=max_turns, wall_clock_s=timeout_s, budget_usd=budget_usd,
+                                                 approve_asks=approve_asks or None),
                            store=ex.recorder(run_id, session.store), sink=session.observer(parent_run_id or run_id),
                            settings=settings, model_factory=lambda name: session.build_model(name, settings), run_id=run_id,
                            parent_run_id=parent_run_id, read_only=read_only,

@@ -68,6 +68,8 @@ class WorkUnit:
     """The run whose meter this unit spends from (a race's units share one budget); default its own."""
     remote: str | None = None
     """Set when the unit runs on a worker machine: its clone comes from, and its branch goes to, this remote."""
+    approve_asks: bool = False
+    """Let through the tool calls an ``ask`` permission rule holds for a person (``--yes``)."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkUnit:
@@ -239,7 +241,8 @@ async def _agent(ex: Executor, unit: WorkUnit, worktree: Worktree, result: UnitR
                                  parent_run_id=unit.parent_id, model=unit.worker.model or None,
                                  fallback=unit.worker.fallback, max_turns=unit.max_turns,
                                  timeout_s=unit.timeout_s, budget_usd=unit.budget_usd,
-                                 budget_scope=unit.budget_scope or unit.run_id, rebuild=rebuild, project=project)
+                                 budget_scope=unit.budget_scope or unit.run_id, rebuild=rebuild, project=project,
+                                 approve_asks=unit.approve_asks)
     result.turns, result.stop_reason = outcome.turns, outcome.stop_reason
     if outcome.stop_reason == "cancelled":
         raise asyncio.CancelledError

@@ -14,7 +14,7 @@ from typing import Any
 from ..config import ProviderConfig, Settings, load_settings
 from ..errors import MissingApiKey, UnknownModel
 from .catalog import Catalog
-from .local import local_model
+from .local import local_model, local_model_names
 
 
 def build_model(name: str, *, settings: Settings | None = None, catalog: Catalog | None = None,
@@ -26,16 +26,10 @@ def build_model(name: str, *, settings: Settings | None = None, catalog: Catalog
     """
     settings = settings if settings is not None else load_settings()
     catalog = catalog if catalog is not None else Catalog.load(settings.data)
-    resolved = catalog.resolve(name, inherit=settings.model if name.strip() in ("", "inherit") else None)
+    resolved, config, key = _provider(name, settings, catalog, os.environ if environ is None else environ)
     provider, _, model = resolved.partition(":")
-    providers = settings.providers()
-    config = providers.get(provider)
-    if config is None or not model:
-        raise UnknownModel(provider if config is None else resolved, sorted(providers),
-                           kind="provider" if config is None else "model (expected provider:model)")
     if config.kind == "scripted":
         return local_model(model)
-    key = api_key(provider, config, os.environ if environ is None else environ)
     options: dict[str, Any] = {"api_key": key, "base_url": config.base_url, "provider": provider,
                                "headers": dict(config.headers)}
     if timeout is not None:
@@ -47,6 +41,29 @@ def build_model(name: str, *, settings: Settings | None = None, catalog: Catalog
     from .openai import OpenAIModel
 
     return OpenAIModel(model, **options)
+
+
+def check_model(name: str, *, settings: Settings, catalog: Catalog,
+                environ: Mapping[str, str] | None = None) -> str:
+    """What ``build_model`` would refuse, found without building anything: the name resolves, its
+    provider exists, its key is set (or its scripted model is registered). Returns ``provider:model``."""
+    resolved, config, _key = _provider(name, settings, catalog, os.environ if environ is None else environ)
+    if config.kind == "scripted" and resolved not in local_model_names():
+        raise UnknownModel(resolved, local_model_names(), kind="scripted model")
+    return resolved
+
+
+def _provider(name: str, settings: Settings, catalog: Catalog,
+              environ: Mapping[str, str]) -> tuple[str, ProviderConfig, str | None]:
+    resolved = catalog.resolve(name, inherit=settings.model if name.strip() in ("", "inherit") else None)
+    provider, _, model = resolved.partition(":")
+    providers = settings.providers()
+    config = providers.get(provider)
+    if config is None or not model:
+        raise UnknownModel(provider if config is None else resolved, sorted(providers),
+                           kind="provider" if config is None else "model (expected provider:model)")
+    key = None if config.kind == "scripted" else api_key(provider, config, environ)
+    return resolved, config, key
 
 
 def api_key(provider: str, config: ProviderConfig, environ: Mapping[str, str]) -> str | None:

@@ -107,3 +107,26 @@ def _describe(exc: BaseException) -> str:
         return "stream closed by the caller before it ended"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def format_cost(usd: float | None, *, tokens: int = 0, metered: bool = True, digits: int = 4) -> str:
+    """A USD amount for a person: ``$0.0123``, or ``—`` when it is not known, never ``$0.0000``.
+
+    It is not known when there is no amount, when nothing metered it (an external agent CLI reports
+    no cost), or when tokens were spent but cost nothing (a model the catalog has no price for).
+    """
+    if usd is None or not metered or (tokens and not usd):
+        return "—"
+    return f"${usd:.{digits}f}"
+
+
+def rows_cost(rows: list[dict[str, Any]], catalog: Any) -> float | None:
+    """The USD cost of a run store's usage rows, or None when a row's model has no price in the
+    catalog (its recorded cost of 0 means "not known", not "free")."""
+    total = 0.0
+    for row in rows:
+        tokens = (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)
+        if tokens and catalog.info(f"{row['provider']}:{row['model']}") is None:
+            return None
+        total += row.get("cost_usd") or 0.0
+    return total

@@ -44,7 +44,7 @@ class Attempt(UnitResult):
             return "stopped before it finished" + (" (budget spent)" if self.status == "budget" else "")
         if self.status in ("failed", "limited"):
             return f"the attempt {'hit a limit' if self.status == 'limited' else 'failed'}: " \
-                   f"{(self.error or 'unknown error')[:120]}"
+                   f"{(self.error or 'unknown error').strip().splitlines()[0]}"
         if self.check is None:
             return "its check never ran"
         return f"its check failed ({self.check.get('summary', '')})"

@@ -84,3 +84,28 @@ def estimate(plans: list[AttemptPlan], *, config: RaceConfig, catalog: Any = Non
         else:
             per.append(None)
     return per, sum(p for p in per if p)
+
+
+def estimate_line(plans: list[AttemptPlan], per: list[float | None], *, budget_usd: float | None = None) -> str:
+    """The line printed before a race starts: what it should cost, or why that is not known.
+
+    A cost that cannot be known is said to be unknown, with the fix, never shown as ``$0.00``.
+    """
+    attempts = f"{len(plans)} attempt{'s' if len(plans) != 1 else ''}"
+    cap = f", capped at ${budget_usd:.2f}" if budget_usd is not None else ""
+    known = [p for p in per if p is not None]
+    if len(known) == len(per) and known:
+        return f"estimate: {attempts} × ~${sum(known) / len(known):.2f} = ~${sum(known):.2f}{cap}"
+    why = []
+    unpriced = sorted({p.model for p, cost in zip(plans, per) if cost is None and p.template is None and p.model})
+    if unpriced:
+        has = "has" if len(unpriced) == 1 else "have"
+        fix = " and ".join(f'[models."{m}"]' for m in unpriced)
+        why.append(f"{', '.join(unpriced)} {has} no price; set {fix} in flotilla.toml")
+    external = sorted({p.agent for p, cost in zip(plans, per) if cost is None and p.template is not None})
+    if external:
+        why.append(f"{', '.join(external)} report{'s' if len(external) == 1 else ''} no cost")
+    if any(cost is None and p.template is None and not p.model for p, cost in zip(plans, per)):
+        why.append("the default model has no price")
+    priced = f", ~${sum(known):.2f} for the {len(known)} priced" if known else ""
+    return f"estimate: {attempts}{priced}, cost unknown: {'; '.join(why)}{cap}"

@@ -12,9 +12,16 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from ..models.usage import format_cost
+
 _STATE_STYLE = {"pending": "dim", "setup": "cyan", "running": "yellow", "checking": "blue", "done": "green",
                 "failed": "red", "cancelled": "magenta", "budget": "magenta"}
+_UNRANKED = {"cancelled": "stopped before it finished; its work is kept on its branch",
+             "budget": "stopped when the budget was spent", "done": "finished; the race was stopped before ranking",
+             "failed": "failed (below)"}
 MAX_DIFF_LINES = 400
+DETAIL_LINES = 20
+"""Lines of a failed check's output shown under the table (the store keeps its last 1,500 characters)."""
 
 
 def _get(a: Any, key: str, default: Any = None) -> Any:
@@ -32,7 +39,8 @@ def live_table(attempts: list[Any]) -> Table:
         seconds = (_get(a, "seconds") or (now - started)) if started else 0.0
         state = _get(a, "status")
         table.add_row(a.name, a.agent, a.model or "—", Text(state, style=_STATE_STYLE.get(state, "")),
-                      str(a.turns), f"{a.tokens:,}", f"${a.cost_usd:.4f}", f"{seconds:.1f}s")
+                      str(a.turns), f"{a.tokens:,}", format_cost(a.cost_usd, tokens=a.tokens, metered=not a.external),
+                      f"{seconds:.1f}s")
     return table
 
 
@@ -53,17 +61,13 @@ def final_table(attempts: list[Any], winner: str | None) -> Table:
         score = _get(a, "judge_score")
         name = _get(a, "name")
         tokens = _get(a, "input_tokens", 0) + _get(a, "output_tokens", 0)
-        table.add_row(str(_get(a, "place")), Text(name, style="bold green" if name == winner else ""),
+        table.add_row(str(_get(a, "place") or "—"), Text(name, style="bold green" if name == winner else ""),
                       _get(a, "agent"), _model_cell(a), check_cell,
                       "—" if score is None else f"{score:g}/10",
                       Text.assemble((f"+{_get(a, 'added')}", "green"), " ", (f"−{_get(a, 'removed')}", "red")),
-                      f"{tokens:,}", _cost(_get(a, "cost_usd")), f"{_get(a, 'seconds'):.1f}s")
+                      f"{tokens:,}", format_cost(_get(a, "cost_usd"), tokens=tokens, metered=not _get(a, "external")),
+                      f"{_get(a, 'seconds'):.1f}s")
     return table
-
-
-def _cost(usd: float | None) -> str:
-    """A cost, or ``—`` when it is not known (an external CLI run outside flotilla's metering)."""
-    return "—" if usd is None else f"${usd:.4f}"
 
 
 def _model_cell(a: Any) -> Text:
@@ -77,6 +81,10 @@ def reasons(attempts: list[Any]) -> Text:
     """Why each attempt placed where it did, one line each."""
     text = Text()
     for a in attempts:
+        if not _get(a, "place"):  # a race stopped before ranking: no places, only what each was doing
+            text.append(f"  {_get(a, 'name')}: ", style="bold")
+            text.append(f"{_UNRANKED.get(_get(a, 'status'), _get(a, 'status'))}\n")
+            continue
         text.append(f"  {_get(a, 'place')}. {_get(a, 'name')}: ", style="bold")
         text.append(f"{_get(a, 'reason', '')}\n")
         if _get(a, "judge_reasons"):
@@ -95,6 +103,28 @@ def selection_view(selection: dict[str, Any]) -> Text:
     return text
 
 
+def failure_details(attempts: list[Any], *, lines: int = DETAIL_LINES) -> Text:
+    """Why each attempt that could not win failed, in full: its error, or its check's command and the
+    end of its output (``/bin/sh: 1: nosuchcmd: not found``), so nobody has to dig in the store."""
+    text = Text()
+    for a in attempts:
+        error, check = _get(a, "error"), _get(a, "check")
+        if _get(a, "eligible") or _get(a, "status") in ("cancelled", "budget"):
+            continue
+        if error:
+            body = error.strip()
+        elif check and not check.get("passed"):
+            tail = "\n".join(check.get("tail", "").strip().splitlines()[-lines:])
+            body = f"$ {check['command']}   (exit {check.get('exit_code')})\n{tail}".rstrip()
+        else:
+            continue
+        if not text:
+            text.append("why they failed\n", style="bold")
+        text.append(f"  {_get(a, 'name')}: ", style="bold red")
+        text.append(body.replace("\n", "\n     ") + "\n")
+    return text
+
+
 def diff_view(diff: str, title: str) -> Panel:
     lines = diff.splitlines()
     shown = "\n".join(lines[:MAX_DIFF_LINES]) + (f"\n… {len(lines) - MAX_DIFF_LINES} more lines"
@@ -108,6 +138,9 @@ def outcome_view(result: dict[str, Any]) -> Group:
     attempts = result.get("attempts", [])
     winner = result.get("winner")
     parts: list[Any] = [final_table(attempts, winner), reasons(attempts)]
+    details = failure_details(attempts)
+    if details:
+        parts.append(details)
     if result.get("selection"):
         parts.append(selection_view(result["selection"]))
     best = winner or (attempts[0]["name"] if attempts else None)
@@ -118,7 +151,8 @@ def outcome_view(result: dict[str, Any]) -> Group:
         parts.append(Text(f"merged {winner} into {result['base_branch']} at {result['merged'][:10]}",
                           style="bold green"))
     if result.get("merge_error"):
-        parts.append(Text(f"not merged: {result['merge_error']}", style="bold red"))
+        parts.append(Text(f"not merged: {result['merge_error']}; {winner} is kept on its branch: "
+                          f"`flotilla merge {result['race_id']}` when the repository is ready", style="bold red"))
     for note in result.get("notes", []):
         parts.append(Text(note, style="yellow"))
     return Group(*parts)
@@ -140,6 +174,17 @@ def report(store: Any, run_id: str) -> Any:
     return Group(head, outcome_view(run["result"]))
 
 
+def stopped_line(run: dict[str, Any]) -> str:
+    """The one line printed when Ctrl-C stops a race: its id, its state, and how to go on or clean up."""
+    race_id = run["id"]
+    if run["status"] == "running":  # still recording its end (a durable race being cancelled)
+        return f"stopped race {race_id}; `flotilla runs` shows its state, `flotilla gc` cleans up if it crashed"
+    return (f"stopped race {race_id} ({run['status']}); each attempt's work is kept on its branch "
+            f"flotilla/{race_id}/<attempt>: `flotilla diff {race_id} <attempt>` shows it, "
+            f"`git branch -D $(git for-each-ref --format='%(refname:short)' refs/heads/flotilla/{race_id}/)` "
+            "removes it")
+
+
 class LiveView:
     """The live table while a race runs, when the console is a terminal; a no-op otherwise.
 
@@ -156,12 +201,10 @@ class LiveView:
         self._live: Any = None
 
     def emit(self, event: Any) -> None:
-        from ..events import AttemptFinished, AttemptStarted, FallbackUsed, ModelCalled, RunStarted, UnitState
+        from ..events import AttemptFinished, AttemptStarted, FallbackUsed, ModelCalled, UnitState
         from ..kernel.unit import UnitResult
 
-        if isinstance(event, RunStarted) and event.kind == "race" and self.console is not None and not self.attempts:
-            self.console.print(f"race {event.run_id}", highlight=False)
-        elif isinstance(event, AttemptStarted):
+        if isinstance(event, AttemptStarted):
             row = UnitResult(name=event.attempt, agent=event.agent, model=event.model, run_id=event.worker_run_id,
                              status="setup", started_at=event.at)
             self._by_name[row.name], self._by_run[row.run_id] = row, row

@@ -26,6 +26,7 @@ from ..workspaces import (branch_diff, delete_branch, ensure_excluded, merge_bra
                           require_branch, require_clean, resolve_commit)
 from ..workspaces.worktree import branch_name, worktree_root
 from ._attempt import Attempt, AttemptPlan
+from ._preflight import preflight
 from ._race_plan import RaceConfig, build_plans, estimate, race_config
 from ._race_report import report
 from ._race_select import apply_selection, choose_strategy, run_selection
@@ -98,10 +99,10 @@ class Begun:
 
 def begin(session: Any, spec: str, *, models: list[str], check: str | None = None, n: int = 1,
           agent: str = "implementer", parallel: int | None = None, judge: str | None = None, pick: str = "auto",
-          select: str | None = None, keep: bool = False, budget_usd: float | None = None, allow_dirty: bool = False, setup: str | None = None,
-          base: str = "HEAD", fallback: list[str] | None = None, max_turns: int | None = None,
+          select: str | None = None, keep: bool = False, budget_usd: float | None = None, allow_dirty: bool = False,
+          setup: str | None = None, base: str = "HEAD", fallback: list[str] | None = None, max_turns: int | None = None,
           attempt_timeout_s: float | None = None, queue: bool = False, remote: str | None = None,
-          plans: list[AttemptPlan] | None = None) -> Begun:
+          approve_asks: bool = False, plans: list[AttemptPlan] | None = None) -> Begun:
     """Checks everything a race needs before anything exists (no branch, no worktree, no run row when
     it fails), then records the race and names its attempts."""
     config = race_config(session.settings)
@@ -113,8 +114,6 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
                         "or set check under [race] in flotilla.toml")
     if pick not in ("auto", "manual"):
         raise UserError(f"--pick must be auto or manual, not {pick!r}")
-    if parallel is not None and parallel < 1:
-        raise UserError(f"--parallel must be at least 1 (got {parallel})")
     strategy = choose_strategy(select, judge)
     plans = plans or build_plans(models, n=n, agent=agent, config=config, default_model=session.settings.model,
                                  fallback=fallback)
@@ -124,12 +123,12 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
     base_branch = require_branch(repo)
     if not allow_dirty:
         require_clean(repo)
-    if any(p.template is None for p in plans) and agent not in session.agents_for(repo.root):
-        raise UserError(f"no agent named {agent!r}; flotilla agents: {', '.join(sorted(session.agents_for(repo.root)))}"
-                        "; external: claude-code, codex, gemini, aider, cmd:'TEMPLATE'")
-    for plan in plans:  # every model resolves and has its key, before any worktree exists
-        if plan.template is None and plan.model and plan.model not in session._models:
-            session.build_model(session.catalog.resolve(plan.model))
+    # every model resolves and has its key, every agent and CLI exists, before anything is created
+    # (models the Session was handed as objects are there already)
+    given = set(session._models)
+    preflight([p for p in plans if p.template is not None or (p.model or session.settings.model) not in given],
+              check=check, agents=session.agents_for(repo.root), settings=session.settings,
+              catalog=session.catalog, parallel=parallel, judge=None if judge in given else judge, here=not queue)
     if queue and remote is None:
         remote = worker_config(session.settings).remote
     base_commit = resolve_commit(repo, base)
@@ -144,7 +143,8 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
            "plans": [dataclasses.asdict(p) for p in plans], "attempts": attempts,
            "parallel": parallel or config.parallel, "judge": judge, "select": strategy, "pick": pick, "keep": keep,
            "budget_usd": budget_usd, "setup": setup or config.setup, "check_timeout_s": config.check_timeout_s,
-           "attempt_timeout_s": attempt_timeout_s, "max_turns": max_turns, "queue": queue, "remote": remote}
+           "attempt_timeout_s": attempt_timeout_s, "max_turns": max_turns, "queue": queue, "remote": remote,
+           "approve_asks": approve_asks}
     session.store.create_run("race", spec.strip().splitlines()[0][:80], run_id=race_id, meta={
         "spec": spec, "check": check, "base": base, "base_commit": base_commit, "base_branch": base_branch,
         "root": str(repo.root), "worktree_dir": wt_dir, "pick": pick, "judge": judge, "select": strategy,
@@ -161,7 +161,8 @@ def _unit(job: dict[str, Any], plan: dict[str, Any], attempt: dict[str, Any]) ->
                     worker=worker, check=job["check"], setup=job["setup"], worktree_dir=job["worktree_dir"],
                     max_turns=job["max_turns"], timeout_s=job["attempt_timeout_s"],
                     check_timeout_s=job["check_timeout_s"], budget_usd=job["budget_usd"],
-                    budget_scope=job["race_id"], remote=job["remote"] if job["queue"] else None)
+                    budget_scope=job["race_id"], remote=job["remote"] if job["queue"] else None,
+                    approve_asks=bool(job.get("approve_asks")))
 
 
 @task("flotilla.race")

@@ -114,6 +114,11 @@ class SQLiteStore:
             if len(rows) != 1:
                 from ..errors import UserError
 
+                if len(rows) > 1:
+                    matches = ", ".join(f"{r['id']} ({r['kind']}: {r['title'][:40]})" for r in rows[:10])
+                    more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+                    raise UserError(f"run id {run_id!r} is ambiguous: it matches {matches}{more}; "
+                                    "give more of the id")
                 raise UserError(f"no run {run_id!r} in {self.path}; `flotilla runs` lists them")
         return _run(rows[0])
 

@@ -19,6 +19,7 @@ from .sandbox import UNCONFINED, Sandbox
 
 TAIL_CHARS = 4000
 
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|warnings?|deselected)")
 _PYTEST_LINE = re.compile(r"^=*\s*(?:\d+ \w+(?:, )?)+.* in [\d.]+s.*$|^no tests ran in", re.M)
 
@@ -104,7 +105,8 @@ async def run_shell(command: str, cwd: Path, *, timeout: float, env: dict[str, s
         raise
     finally:
         reaper.untrack(proc.pid)
-    return ShellResult(exit_code=None if timed_out else proc.returncode, output=output.decode(errors="replace"),
+    text = strip_ansi(output.decode(errors="replace"))
+    return ShellResult(exit_code=None if timed_out else proc.returncode, output=text,
                        duration_s=time.monotonic() - start, timed_out=timed_out)
 
 
@@ -115,6 +117,12 @@ async def run_check(command: str, cwd: Path, *, timeout: float = 600.0, env: dic
     done = await run_shell(command, cwd, timeout=timeout, env=env, sandbox=sandbox)
     return CheckResult(command=command, exit_code=done.exit_code, tail=done.output[-TAIL_CHARS:],
                        duration_s=done.duration_s, timed_out=done.timed_out, pytest=parse_pytest(done.output))
+
+
+def strip_ansi(text: str) -> str:
+    """Text without terminal colour and cursor codes: what a tool printed for a terminal, made fit to
+    store and to show anywhere (a log, a table, a browser)."""
+    return _ANSI.sub("", text)
 
 
 def kill_group(pid: int) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...events import SandboxDenied
 from ...workspaces import _reaper as reaper
-from ...workspaces.checks import kill_group
+from ...workspaces.checks import kill_group, strip_ansi
 from .base import ToolContext, ToolOutput
 from .paths import inside
 from .schema import ToolError, guarded
@@ -92,7 +92,7 @@ class Bash:
             env = {k: v for k, v in os.environ.items() if not any(fnmatch.fnmatchcase(k, p) for p in self.hide_env)}
         output, code, timed_out = await run_group(argv, root, timeout_s, self.output_limit, env)
         changed = await _changed_since(before, root) if before is not None else []
-        output = output.rstrip("\n")
+        output = strip_ansi(output).rstrip("\n")  # colour codes are noise to a model and in a transcript
         if sandbox is not None and (refused := sandbox.explain(confined, output, root)):
             for reason in refused:
                 context.sink.emit(SandboxDenied(run_id=context.run_id, tool=self.name, reason=reason,
