@@ -58,21 +58,28 @@ def events(db: Path, kind: str) -> list[dict]:
     return [json.loads(r[0]) for r in rows]
 
 
-def test_kill_9_mid_race_then_resume_completes_without_resending_finished_calls(tmp_path):
+def with_fake_provider(tmp_path: Path, script: dict, repo: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
+    """Starts the fake provider (its own process) playing ``script``, and points ``repo`` at it (committed);
+    returns the process, its URL and the environment to run flotilla in."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    (tmp_path / "script.json").write_text(json.dumps(SCRIPT))
+    (tmp_path / "script.json").write_text(json.dumps(script))
     fake = subprocess.Popen([FLOTILLA, "fake-provider", "--script", str(tmp_path / "script.json"), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (repo / "flotilla.toml").write_text(f'[providers.fake]\nkind = "anthropic"\nbase_url = "{url}"\n'
+                                        'api_key_env = "FAKE_PROVIDER_KEY"\n')
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "configure the fake provider")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
+    env["FAKE_PROVIDER_KEY"] = "test-key"
+    wait_for(lambda: counts(url) == {})  # the fake is up (an empty dict, not a refused connection)
+    return fake, url, env
+
+
+def test_kill_9_mid_race_then_resume_completes_without_resending_finished_calls(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    fake, url, env = with_fake_provider(tmp_path, SCRIPT, repo)
     try:
-        repo = make_repo(tmp_path / "r")
-        (repo / "flotilla.toml").write_text(f'[providers.fake]\nkind = "anthropic"\nbase_url = "{url}"\n'
-                                            'api_key_env = "FAKE_PROVIDER_KEY"\n')
-        sh(repo, "git", "add", "-A")
-        sh(repo, "git", "commit", "-q", "-m", "configure the fake provider")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
-        env["FAKE_PROVIDER_KEY"] = "test-key"
-        wait_for(lambda: counts(url) == {})  # the fake is up (an empty dict, not a refused connection)
         db = repo / ".flotilla" / "flotilla.db"
 
         race = subprocess.Popen([FLOTILLA, "race", "Fix add", "-m", "fake:m1", "-m", "fake:m2", "--check", CHECK,

@@ -13,6 +13,7 @@
         ├── ProviderError         a model call failed: ``status``, ``retryable``, ``retry_after``
         ├── BudgetExceeded        a call would start over a USD or token cap
         ├── LimitsExceeded        max turns, wall clock, depth …
+        ├── InvalidSubmission     a model gave no valid structured answer (``submit_plan`` …) in its tries
         └── Cancelled             stopped by the user (Ctrl-C, SIGTERM, ``flotilla stop``)
 
 Vendor exceptions (``anthropic.*``, ``openai.*``, ``httpx.*``) are translated
@@ -127,6 +128,10 @@ class LimitsExceeded(RunError):
     def __init__(self, limit: str, detail: str) -> None:
         self.limit = limit
         super().__init__(f"{limit} limit reached: {detail}")
+
+
+class InvalidSubmission(RunError):
+    """A model called its submit tool with invalid input (or not at all) as often as it may."""
 
 
 class Cancelled(RunError):

@@ -139,6 +139,14 @@ class UnitState(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PlanReady(Event):
+    """A fan-out's lead submitted a valid plan (slices after overlap joining); it may await approval."""
+
+    slices: list[dict[str, Any]]
+    awaiting_approval: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class AttemptFinished(Event):
     attempt: str
     status: str

@@ -274,6 +274,39 @@ class Session:
         return await run_eval(self, Path(tasks), [Path(c) for c in configs], n=n, budget_usd=budget_usd,
                               resume=resume, sink=on_result)
 
+    async def fanout(self, job: str, *, lead: str | Model | None = None, models: list[str | Model] | tuple[str | Model, ...] = (),
+                     approve: Callable[[list[dict[str, Any]]], bool] | None = None, sink: EventSink | None = None,
+                     **options: Any) -> dict[str, Any]:
+        """A read-only lead splits ``job`` into slices, workers do and prove each in its own worktree,
+        proven slices merge one at a time through an integration branch; returns the report as JSON.
+
+        ``options`` are ``patterns.fanout.begin``'s (``agent``, ``max_slices``, ``parallel``, ``check``,
+        ``budget_usd``, ``slice_budget_usd``, ``plan_only``, ``yes``, ``pick``, ``base``, …). Unless
+        ``yes`` or ``plan_only``, the run waits for approval of its plan: ``approve(slices)`` is asked
+        when given, else it waits (durably) for ``signal(run_id, "approve", True)``."""
+        from .patterns import fanout as fanning
+
+        begun = fanning.begin(self, job, lead=self.model_name(lead),
+                              models=[self.model_name(m) or "" for m in models], **options)
+        if sink is not None:
+            sink.emit(begun.started_event())
+        asking = asyncio.create_task(self._ask_approval(begun.fanout_id, approve)) if approve else None
+        try:
+            return await self._top("flotilla.fanout", begun.job, begun.fanout_id, sink,
+                                   on_cancel=lambda: fanning.record_cancelled(self, begun.job))
+        except Cancelled:
+            fanning.record_cancelled(self, begun.job)
+            raise
+        finally:
+            if asking is not None:
+                asking.cancel()
+
+    async def _ask_approval(self, run_id: str, approve: Callable[[list[dict[str, Any]]], bool]) -> None:
+        while (self.store.get_run(run_id)["meta"].get("state") != "awaiting approval"):
+            await asyncio.sleep(0.1)
+        yes = await asyncio.to_thread(approve, self.store.get_run(run_id)["meta"]["plan"])
+        self.signal(run_id, "approve", bool(yes))
+
     async def resume(self, run_id: str, *, sink: EventSink | None = None) -> dict[str, Any]:
         """Continues a crashed durable run from its last finished step; returns its result as JSON.
         A run that did not crash raises ``NothingToResume`` saying what state it is in."""
@@ -322,8 +355,14 @@ class Session:
         self.store.send_signal(f"{run_id}:{topic}", value)
 
     def merge(self, race_id: str, attempt: str | None = None, *, squash: bool = False) -> str:
-        """Merges a race's winner (or a named attempt whose check passed) into its base branch."""
+        """Merges a race's winner (or a named attempt whose check passed) into its base branch; for a
+        fan-out run with ``pick="manual"``, its integration branch."""
         from .patterns.race import merge_attempt
+
+        if self.store.get_run(race_id)["kind"] == "fanout":
+            from .patterns.fanout import merge_integration
+
+            return merge_integration(self, race_id)
 
         return merge_attempt(self, race_id, attempt, squash=squash)
 
@@ -359,6 +398,9 @@ class Session:
 
     def eval_sync(self, *args: Any, **kwargs: Any) -> Any:
         return self._sync(lambda: self.eval(*args, **kwargs))
+
+    def fanout_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._sync(lambda: self.fanout(*args, **kwargs))
 
     def resume_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.resume(*args, **kwargs))
@@ -432,7 +474,7 @@ class Session:
 def load_tasks() -> None:
     """Imports the modules that register tasks (a durable run's code must be known before launch)."""
     from .kernel import agent_run, unit  # noqa: F401
-    from .patterns import race  # noqa: F401
+    from .patterns import fanout, race  # noqa: F401
 
 
 def _session_for(job: dict[str, Any]) -> Session:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings, load_settings
-from ..errors import BudgetExceeded, Cancelled, FlotillaError
+from ..errors import BudgetExceeded, Cancelled, FlotillaError, InvalidSubmission
 from ..events import FanOut, MessageAdded, RunFinished, RunStarted, SteeringReceived, ToolCalled, ToolDenied
 from ..messages import Message, MessagesRequest, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock, Usage
 from ..models.budget import Meter
@@ -38,6 +38,7 @@ from .result import RUN_STATUS, AgentResult, Limits
 from .seam import InMemorySteps
 from .spec import AgentSpec
 from .steering import MID_SYSTEM_KINDS, read_only_notice, steering_message
+from .submit import Submission
 from .subagents import Subagents
 from .tools.agent_tool import SUBAGENTS, AgentTool
 from .tools.base import ToolContext, ToolOutput
@@ -57,7 +58,7 @@ async def run_agent(spec: AgentSpec, task: str, workspace: Path, *, model: str |
                     read_only: bool | None = None, parent_model: str | None = None, depth: int = 0,
                     meter: Meter | None = None, agents: dict[str, AgentSpec] | None = None,
                     tools: dict[str, Any] | None = None, steps: Steps | None = None,
-                    environment: Environment | None = None) -> AgentResult:
+                    environment: Environment | None = None, submit: Submission | None = None) -> AgentResult:
     """Runs ``spec`` on ``task`` in ``workspace`` until it ends its turn or a limit ends it.
 
     ``model``/``fallback``/``advisor`` override the agent file. Without a
@@ -67,7 +68,8 @@ async def run_agent(spec: AgentSpec, task: str, workspace: Path, *, model: str |
     runtime itself: subagents pass ``parent_model``, ``depth``, the shared
     ``meter`` and the ``agents`` they may call; ``tools`` replaces the default
     tool set; ``steps`` replaces the seam; ``environment`` is the parent's memory, skills, MCP
-    servers and permission rules (a top-level run reads its own from the workspace).
+    servers and permission rules (a top-level run reads its own from the workspace). ``submit``
+    offers a tool whose validated input ends the run as ``AgentResult.submitted`` (``agents.submit``).
 
     Returns an ``AgentResult``; a run ends with a result whatever its stop
     reason, except task cancellation (Ctrl-C), which is recorded and re-raised.
@@ -77,6 +79,7 @@ async def run_agent(spec: AgentSpec, task: str, workspace: Path, *, model: str |
                model_factory=model_factory, run_id=run_id, parent_run_id=parent_run_id, read_only=read_only,
                parent_model=parent_model, depth=depth, meter=meter, agents=agents, tools=tools, steps=steps,
                environment=environment)
+    run.submit = submit
     return await run.go(task)
 
 
@@ -134,6 +137,9 @@ class _Run:
         self.final_text = ""
         self.files: list[str] = []
         self.denials: list[str] = []
+        self.submit: Submission | None = None
+        self.submitted: dict[str, Any] | None = None
+        self.submit_tries = 0
 
     def _build_models(self, override: str | None, fallback: list[str], advisor: str | None,
                       model_factory: Callable[[str], Model] | None, parent_model: str | None) -> Callable[[str], Model]:
@@ -223,6 +229,9 @@ class _Run:
                 self.final_text = response.text()
             calls = response.tool_uses()
             if not calls:
+                if self.submit is not None:
+                    self._remind_to_submit()
+                    continue
                 if await self._keep_going():
                     continue
                 return "end_turn"
@@ -234,6 +243,8 @@ class _Run:
             results = [ToolResultBlock(tool_use_id=c.id, content=o.content, is_error=o.is_error or None)
                        for c, o in zip(calls, outputs)]
             self._add(Message(role="user", content=[*results, *notes]))
+            if self.submit is not None and self._submitted(calls, outputs):
+                return "end_turn"
 
     def _request(self) -> MessagesRequest:
         tools = [ToolSpec(name=t.name, description=t.description, input_schema=t.input_schema)
@@ -241,6 +252,8 @@ class _Run:
                  if name in self.allowed and (t.read_only or not self.read_only) and self.environment.offered(name)]
         if self.advisor is not None:
             tools.append(advising.TOOL)
+        if self.submit is not None:
+            tools.append(self.submit.spec())
         return MessagesRequest(model=self.model_name, system=self._system(), messages=self.messages,
                                tools=tools or None, max_tokens=self.max_tokens)
 
@@ -261,6 +274,9 @@ class _Run:
             question = str(call.input.get("question", "")) or "What should I do next?"
             advice = await self.advisor.consult("tool", self.messages, detail=question)
             return ToolOutput(advice or "The advisor is not available (its cap for this run is reached).")
+        if self.submit is not None and call.name == self.submit.name:
+            errors = self.submit.errors(call.input)
+            return ToolOutput(self.submit.refusal(errors), is_error=True) if errors else ToolOutput("Accepted.")
         tool = self.tools.get(call.name)
         refusal = self._refusal(call.name, tool)
         if refusal:
@@ -324,6 +340,31 @@ class _Run:
         self.denials.append(reason)
         self.sink.emit(ToolDenied(run_id=self.run_id, tool=call.name, tool_use_id=call.id, reason=reason))
         return ToolOutput(reason, is_error=True)
+
+    # -- the submit tool ------------------------------------------------------------
+
+    def _submitted(self, calls: list[ToolUseBlock], outputs: list[ToolOutput]) -> bool:
+        """Whether a valid submit call came (its input is then the run's answer); bounds the invalid ones."""
+        assert self.submit is not None
+        for call, output in zip(calls, outputs):
+            if call.name != self.submit.name:
+                continue
+            if not output.is_error:
+                self.submitted = dict(call.input)
+                return True
+            self._count_submit_try(output.content)
+        return False
+
+    def _remind_to_submit(self) -> None:
+        assert self.submit is not None
+        self._count_submit_try(f"it ended its turn without calling {self.submit.name}")
+        self._add(Message(role="user", content=self.submit.reminder()))
+
+    def _count_submit_try(self, why: str) -> None:
+        assert self.submit is not None
+        self.submit_tries += 1
+        if self.submit_tries >= self.submit.max_attempts:
+            raise InvalidSubmission(f"no valid {self.submit.name} after {self.submit_tries} tries; the last: {why}")
 
     # -- the advisor, Stop hooks and steering -------------------------------------
 
@@ -400,12 +441,12 @@ class _Run:
         result = AgentResult(text=self.final_text, stop_reason=stop, usage=self.usage,
                              cost_usd=self.store.cost(self.store.family(self.run_id)), files_changed=files,
                              run_id=self.run_id, turns=self.turns, error=error, tool_calls=self.tool_calls,
-                             denials=list(self.denials))
+                             denials=list(self.denials), submitted=self.submitted)
         reason = stop if not error else f"{stop}: {error}"
         self.store.finish_run(self.run_id, RUN_STATUS[stop], reason, result={
             "text": result.text, "stop_reason": stop, "error": error, "usage": self.usage.wire(),
             "cost_usd": result.cost_usd, "files_changed": files, "turns": self.turns,
-            "tool_calls": self.tool_calls})
+            "tool_calls": self.tool_calls, "submitted": self.submitted})
         self.sink.emit(RunFinished(run_id=self.run_id, status=RUN_STATUS[stop], reason=reason))
         return result
 

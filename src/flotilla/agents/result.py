@@ -60,6 +60,8 @@ class AgentResult:
     tool_calls: int = 0
     denials: list[str] = field(default_factory=list)
     """Why tool calls were refused, in order (permissions, hooks)."""
+    submitted: dict | None = None
+    """The validated input of the run's submit tool (``agents.submit``), when it was given one."""
 
     @property
     def ok(self) -> bool:

@@ -141,14 +141,15 @@ def merge(
     squash: bool = typer.Option(False, "--squash", help="One squashed commit instead of a merge commit."),
     store: Optional[str] = typer.Option(None, "--store", help="Run store path."),
 ) -> None:
-    """Merge a race's winner (or a named attempt whose check passed) into the base branch."""
+    """Merge a race's winner (or a named attempt whose check passed), or a fan-out's integration branch."""
     from ..session import Session
 
     run_store, _record, _result = _race(store, run)  # a store that is not there is not made by looking
     session = Session(project=Path.cwd(), durable=False, store=run_store)
     head = session.merge(run, attempt, squash=squash)
     record = session.store.get_run(run)
-    out.print(f"merged {record['result']['winner']} into {record['meta']['base_branch']} at {head[:10]}",
+    what = record["result"].get("winner") or record["result"].get("integration_branch")
+    out.print(f"merged {what} into {record['meta']['base_branch']} at {head[:10]}",
               highlight=False)
 
 
@@ -196,11 +197,19 @@ def gc(
         out.print("nothing to collect: no crashed runs left anything behind")
 
 
-def demo(keep: bool = typer.Option(False, "--keep", help="Keep the demo repository to look around.")) -> None:
-    """Race three scripted attempts on a small library, offline, and merge the winner."""
+def demo(what: Optional[str] = typer.Argument(None, help="race (the default) or fanout."),
+         keep: bool = typer.Option(False, "--keep", help="Keep the demo repository to look around.")) -> None:
+    """Race three scripted attempts on a small library, offline, and merge the winner (`demo fanout`: a fan-out)."""
     from ..demo import run_demo
 
-    code = run_demo(out, keep=keep)
+    if what not in (None, "race", "fanout"):
+        raise UserError(f"no demo {what!r}: `flotilla demo` (a race) or `flotilla demo fanout`")
+    if what == "fanout":
+        from .fanout_cmd import demo_fanout
+
+        code = demo_fanout(keep)
+    else:
+        code = run_demo(out, keep=keep)
     if code:
         raise SystemExit(code)
 

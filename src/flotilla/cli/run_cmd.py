@@ -312,6 +312,10 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
         from ._sampled import sampled_report
 
         out.print(sampled_report(run["result"]))
+    if run["kind"] == "fanout" and run["result"]:
+        from ..patterns._fanout_report import render
+
+        out.print(render(run["result"]), highlight=False, markup=False)
     for message in messages:
         _print_message(message)
     table = Table("run", "role", "model", "calls", "input", "output", "cache read", "cache write", "cost",

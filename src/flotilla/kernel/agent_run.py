@@ -35,11 +35,12 @@ async def run_agent_in(ex: Executor, agent: str, task: str, workspace: Path, *, 
                        advisor: str | None = None, max_turns: int | None = None, timeout_s: float | None = None,
                        budget_usd: float | None = None, budget_scope: str | None = None,
                        read_only: bool | None = None, approve_asks: bool = False, rebuild: bool = False,
-                       project: Path | None = None) -> AgentResult:
+                       project: Path | None = None, submit: Any = None) -> AgentResult:
     """Runs agent ``agent`` on ``task`` in ``workspace``. ``budget_scope`` names the run whose meter it
     spends from (a race's attempts share the race's); ``rebuild`` replays recorded file tools into a
     workspace made afresh (a resumed unit adopted by another machine). ``project`` is the repository
-    whose configuration applies (a unit's worktree belongs to it); default the workspace."""
+    whose configuration applies (a unit's worktree belongs to it); default the workspace. ``submit``: an
+    ``agents.submit.Submission`` whose validated input is the run's answer."""
     session = ex.session
     settings = session.settings_for(project or workspace)
     agents = session.agents_for(settings.root)
@@ -50,7 +51,8 @@ async def run_agent_in(ex: Executor, agent: str, task: str, workspace: Path, *, 
                            store=ex.recorder(run_id, session.store), sink=session.observer(parent_run_id or run_id),
                            settings=settings, model_factory=lambda name: session.build_model(name, settings), run_id=run_id,
                            parent_run_id=parent_run_id, read_only=read_only,
-                           meter=session.meter(budget_scope or run_id), agents=agents, steps=ex.steps(rebuild=rebuild))
+                           meter=session.meter(budget_scope or run_id), agents=agents, steps=ex.steps(rebuild=rebuild),
+                           submit=submit)
 
 
 def result_json(result: AgentResult) -> dict[str, Any]:
