@@ -143,9 +143,11 @@ def merge(
 ) -> None:
     """Merge a race's winner (or a named attempt whose check passed), or a fan-out's integration branch."""
     from ..session import Session
+    from ..store import open_store, store_location
 
-    run_store, _record, _result = _race(store, run)  # a store that is not there is not made by looking
-    session = Session(project=Path.cwd(), durable=False, store=run_store)
+    if not store_location(store).is_file():  # a store that is not there is not made by looking
+        raise UserError(f"no run {run!r}: {store_location(store)} does not exist (nothing has run here yet)")
+    session = Session(project=Path.cwd(), durable=False, store=open_store(store))
     head = session.merge(run, attempt, squash=squash)
     record = session.store.get_run(run)
     what = record["result"].get("winner") or record["result"].get("integration_branch")
