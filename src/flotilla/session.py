@@ -28,7 +28,7 @@ from .config import Settings, load_settings
 from .errors import Cancelled, NothingToResume, UserError
 from .events import FanOut
 from .kernel.executor import TASKS, InMemoryExecutor
-from .messages import Message, MessagesRequest, MessagesResponse
+from .messages import Message, MessagesRequest
 from .models.meter import Meter
 from .models.catalog import Catalog
 from .protocols import EventSink, Model
@@ -182,14 +182,35 @@ class Session:
         self.store.emit(event)
         self.observer(event.run_id or "").emit(event)
 
+    def sibling(self, project: str | Path) -> Session:
+        """A Session in memory for another repository (an eval's task), sharing this one's store,
+        settings, models and agent home."""
+        return Session(project, durable=False, store=self.store, settings=self.settings, models=self._models,
+                       home=self.home)
+
     # -- what flotilla does --------------------------------------------------------------------
 
     async def ask(self, model: str | Model, prompt: str, *, system: str | None = None, max_tokens: int = 1024,
-                  fallback: list[str] | tuple[str, ...] = ()) -> MessagesResponse:
-        """One call through the whole model stack (usage, retry, ``fallback``), recorded in the store."""
+                  fallback: list[str] | tuple[str, ...] = (), samples: int = 1, aggregate: str = "self-moa",
+                  aggregator: str | Model | None = None, window: int = 3, parallel: int = 4) -> Any:
+        """One call through the whole model stack (usage, retry, ``fallback``), recorded in the store;
+        returns the ``MessagesResponse``.
+
+        With ``samples=N`` (N > 1), best-of-N (Self-MoA): N samples at most ``parallel`` at once, then
+        ``aggregate``: ``self-moa`` (the aggregator, default the same model, synthesises one answer),
+        ``seq`` (the same in sliding windows of ``window``) or ``judge`` (it picks one sample and says
+        why). Returns a ``SampledAnswer`` (``.text``, ``.samples``, ``.aggregation``, ``.cost_usd``)."""
         from .agents.wiring import stacked_model
 
         name = self.catalog.resolve(self.model_name(model) or self.settings.model)
+        if aggregator is not None and samples == 1:
+            raise UserError("an aggregator aggregates samples: pass samples=N (N of 2 or more)")
+        if samples != 1:
+            from .patterns.best_of_n import ask_sampled
+
+            return await ask_sampled(self, name, prompt, samples=samples, aggregate=aggregate,
+                                     aggregator=self.model_name(aggregator), system=system, max_tokens=max_tokens,
+                                     fallback=list(fallback), window=window, parallel=parallel)
         run_id = self.store.create_run("ask", prompt[:80], meta={"model": name})
         stack = stacked_model(self.build_model, name, list(fallback), catalog=self.catalog,
                               sink=FanOut(self.store, self.sink),
@@ -225,7 +246,8 @@ class Session:
                    sink: EventSink | None = None, **options: Any) -> Any:
         """Races ``spec`` across ``models`` in worktrees, verifies with ``check``, ranks, merges the winner.
 
-        ``options`` are ``RaceOptions`` fields (``n``, ``agent``, ``parallel``, ``judge``, ``pick``,
+        ``options`` are ``RaceOptions`` fields (``n``: attempts per model, best-of-N with one model;
+        ``select``: ``checks``, ``checks+judge``, ``pairwise`` or ``vote``; ``agent``, ``parallel``, ``judge``, ``pick``,
         ``budget_usd``, ``max_turns``, ``attempt_timeout_s``, ``setup``, ``base``, ``allow_dirty``,
         ``keep``, ``fallback``, ``queue``, ``remote``, ``approve_asks``). Returns a ``RaceOutcome``.
         """
@@ -241,6 +263,16 @@ class Session:
             racing.record_cancelled(self, begun.job)
             raise
         return racing.RaceOutcome.from_dict(result)
+
+    async def eval(self, tasks: str | Path, configs: list[str | Path], *, n: int | None = None,
+                   budget_usd: float | None = None, resume: str | None = None, on_result: Any = None) -> Any:
+        """Runs a task set with hidden checks through race configurations (TOML files) and returns an
+        ``EvalReport``: per configuration pass@1, any@N, selected@N, selector loss, cost and time per
+        task. ``resume`` an eval's id to go on where it stopped; ``on_result`` gets each pair's result."""
+        from .patterns.eval import run_eval
+
+        return await run_eval(self, Path(tasks), [Path(c) for c in configs], n=n, budget_usd=budget_usd,
+                              resume=resume, sink=on_result)
 
     async def fanout(self, job: str, *, lead: str | Model | None = None, models: list[str | Model] | tuple[str | Model, ...] = (),
                      approve: Callable[[list[dict[str, Any]]], bool] | None = None, sink: EventSink | None = None,
@@ -355,7 +387,7 @@ class Session:
 
     # -- sync twins ------------------------------------------------------------------------------
 
-    def ask_sync(self, *args: Any, **kwargs: Any) -> MessagesResponse:
+    def ask_sync(self, *args: Any, **kwargs: Any) -> Any:
         return self._sync(lambda: self.ask(*args, **kwargs))
 
     def run_sync(self, *args: Any, **kwargs: Any) -> Any:
@@ -363,6 +395,9 @@ class Session:
 
     def race_sync(self, *args: Any, **kwargs: Any) -> Any:
         return self._sync(lambda: self.race(*args, **kwargs))
+
+    def eval_sync(self, *args: Any, **kwargs: Any) -> Any:
+        return self._sync(lambda: self.eval(*args, **kwargs))
 
     def fanout_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.fanout(*args, **kwargs))

@@ -65,9 +65,27 @@ def register(app: typer.Typer) -> None:
         fallback_model: Optional[str] = typer.Option(None, "--fallback-model",
                                                      help="Comma-separated models to try in turn on overload."),
         as_json: bool = typer.Option(False, "--json", help="Print the whole response and its cost as JSON."),
+        samples: int = typer.Option(1, "--samples", help="Best-of-N: sample the model N times, then aggregate."),
+        aggregate: str = typer.Option("self-moa", "--aggregate",
+                                      help="With --samples: self-moa (synthesise one answer), seq (the same in "
+                                           "sliding windows of --window), judge (pick one, with its reason)."),
+        aggregator: Optional[str] = typer.Option(None, "--aggregator",
+                                                 help="The model that aggregates (default: MODEL itself)."),
+        window: int = typer.Option(3, "--window", help="Samples per aggregation call for --aggregate seq."),
+        parallel: int = typer.Option(4, "--parallel", help="Samples in flight at once."),
     ) -> None:
-        """One call through the whole stack (usage, retry, fallback, budget), streamed to the terminal."""
+        """One call through the whole stack (usage, retry, fallback, budget), streamed to the terminal;
+        with --samples N, best-of-N (Self-MoA): N samples, then one aggregated answer."""
         fallbacks = [m.strip() for m in (fallback_model or "").split(",") if m.strip()]
+        if aggregator is not None and samples == 1:
+            raise UserError("--aggregator aggregates samples: add --samples N (N of 2 or more)")
+        if samples != 1:
+            from ._sampled import ask_sampled
+
+            ask_sampled(model, prompt, system=system, max_tokens=max_tokens, fallback=fallbacks, as_json=as_json,
+                        samples=samples, aggregate=aggregate, aggregator=aggregator, window=window,
+                        parallel=parallel)
+            return
         asyncio.run(_ask(model, prompt, system, max_tokens, fallbacks, as_json))
 
     @app.command("fake-provider")

@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
 def race(
     spec: Optional[str] = typer.Argument(None, help="What to do, in words (or --spec-file)."),
     model: list[str] = typer.Option([], "--model", "-m", help="A model to race; repeat for several."),
-    n: int = typer.Option(1, "-n", help="Attempts per model."),
+    n: int = typer.Option(1, "--samples", "-n",
+                          help="Attempts per model: best-of-N is one model with --samples N (-n N is the same)."),
     check: Optional[str] = typer.Option(None, "--check", help="The command that verifies an attempt, e.g. 'pytest -q'."),
     agent: str = typer.Option("implementer", "--agent",
                               help="A flotilla agent, or claude-code|codex|gemini|aider|cmd:'TEMPLATE'."),
@@ -39,6 +40,9 @@ def race(
     base: str = typer.Option("HEAD", "--base", help="The ref the attempts start from."),
     judge: Optional[str] = typer.Option(None, "--judge", help="A model that scores each passing diff."),
     pick: str = typer.Option("auto", "--pick", help="auto: merge the winner; manual: leave it for `flotilla merge`."),
+    select: Optional[str] = typer.Option(None, "--select",
+                                         help="How the winner is picked: checks, checks+judge, pairwise (both need "
+                                              "--judge), vote. Default: checks+judge with --judge, else checks."),
     keep: bool = typer.Option(False, "--keep", help="Keep every worktree and branch."),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="USD cap for the whole race."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Approve tool calls that `ask` permission rules hold "
@@ -63,6 +67,7 @@ def race(
 ) -> None:
     """Race one spec across models in git worktrees; verify, rank, merge the winner."""
     from ..patterns._preflight import preflight
+    from ..patterns._race_select import choose_strategy
     from ..patterns._race_plan import estimate_line
     from ..patterns._race_report import LiveView, outcome_view, stopped_line
     from ..patterns.race import build_plans, estimate, race_config
@@ -93,6 +98,7 @@ def race(
         from ..agents.loader import load_agents
 
         agents, broken = load_agents(repo.root)
+    choose_strategy(select, judge)  # a --select/--judge mismatch said before any key is looked for
     for warning in preflight(plans, check=check or config.check, agents=agents, settings=session.settings,
                              catalog=session.catalog, parallel=parallel, judge=judge, here=not queue, broken=broken):
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
@@ -110,7 +116,7 @@ def race(
     try:
         with LiveView(err, enabled=err.is_terminal and not as_json) as view:
             outcome = session.race_sync(spec, check=check, plans=plans, agent=agent, base=base, parallel=parallel,
-                                        judge=judge, pick=pick, keep=keep, budget_usd=budget_usd,
+                                        judge=judge, select=select, pick=pick, keep=keep, budget_usd=budget_usd,
                                         allow_dirty=allow_dirty, setup=setup, max_turns=max_turns,
                                         attempt_timeout_s=attempt_timeout, queue=queue, remote=remote, approve_asks=yes,
                                         sink=FanOut(view, Started()))

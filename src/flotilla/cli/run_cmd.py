@@ -308,6 +308,10 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
         from ..patterns.race import report
 
         out.print(report(store, run["id"]))
+    elif run["kind"] == "ask" and (run["result"] or {}).get("samples"):
+        from ._sampled import sampled_report
+
+        out.print(sampled_report(run["result"]))
     if run["kind"] == "fanout" and run["result"]:
         from ..patterns._fanout_report import render
 

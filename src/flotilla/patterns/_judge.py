@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,18 +37,26 @@ class Verdict:
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
+    calls: int = 0
+    """Model calls the verdict took (a second one when the first answer was not JSON)."""
+
+
+def json_objects(text: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects a model's answer may hold: the whole answer (bare or in a code fence), then each
+    ``{…}`` in its prose, in order. Every judge's answer is read through this."""
+    for candidate in [text.strip(), *re.findall(r"\{.*?\}", text, re.S)]:
+        try:
+            data = json.loads(candidate.strip().removeprefix("```json").strip("`"))
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            yield data
 
 
 def parse_verdict(text: str) -> Verdict | None:
     """The verdict in a judge's answer (bare JSON, or JSON in a code fence or prose), or None."""
-    candidates = [text.strip()]
-    candidates += re.findall(r"\{.*?\}", text, re.S)
-    for candidate in candidates:
-        try:
-            data = json.loads(candidate.strip().removeprefix("```json").strip("`"))
-        except (json.JSONDecodeError, ValueError):
-            continue
-        if isinstance(data, dict) and isinstance(data.get("score"), (int, float)) and not isinstance(
+    for data in json_objects(text):
+        if isinstance(data.get("score"), (int, float)) and not isinstance(
                 data.get("score"), bool):
             score = float(data["score"])
             if 0 <= score <= 10:
@@ -72,7 +81,8 @@ async def judge_diff(model: Any, spec: str, diff: str, *, cost: Any = None) -> V
             response = await model.request(request)
         except (RunError, AssertionError) as exc:  # a failed judge call is no score, not a failed race
             return Verdict(score=None, reasons=f"judge call failed: {exc}", cost_usd=spent,
-                           input_tokens=tokens_in, output_tokens=tokens_out)
+                           input_tokens=tokens_in, output_tokens=tokens_out, calls=attempt + 1)
+        calls = attempt + 1
         if cost is not None:
             spent += cost(model.name, response.usage)
         tokens_in += response.usage.input_tokens
@@ -80,9 +90,10 @@ async def judge_diff(model: Any, spec: str, diff: str, *, cost: Any = None) -> V
         verdict = parse_verdict(response.text())
         if verdict is not None:
             verdict.cost_usd, verdict.input_tokens, verdict.output_tokens = spent, tokens_in, tokens_out
+            verdict.calls = calls
             return verdict
         if attempt == 0:
             messages = [*messages, Message(role="assistant", content=response.text() or "(empty)"),
                         Message(role="user", content=RETRY)]
     return Verdict(score=None, reasons="no score: the judge did not answer with valid JSON twice",
-                   cost_usd=spent, input_tokens=tokens_in, output_tokens=tokens_out)
+                   cost_usd=spent, input_tokens=tokens_in, output_tokens=tokens_out, calls=2)

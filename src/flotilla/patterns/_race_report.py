@@ -92,6 +92,17 @@ def reasons(attempts: list[Any]) -> Text:
     return text
 
 
+def selection_view(selection: dict[str, Any]) -> Text:
+    """Which strategy picked the winner, why, what it spent, and its reasoning step by step."""
+    spent = f" · {selection['calls']} model call{'s' if selection['calls'] != 1 else ''}, " \
+            f"${selection['cost_usd']:.4f}" if selection.get("calls") else " · no model calls"
+    text = Text.assemble(("selection ", "bold"), (selection["strategy"], "bold cyan"), spent, "\n")
+    text.append(f"  {selection['winner'] or 'no winner'}: {selection['reason']}\n")
+    for line in selection.get("log", []):
+        text.append(f"    {line}\n", style="dim")
+    return text
+
+
 def failure_details(attempts: list[Any], *, lines: int = DETAIL_LINES) -> Text:
     """Why each attempt that could not win failed, in full: its error, or its check's command and the
     end of its output (``/bin/sh: 1: nosuchcmd: not found``), so nobody has to dig in the store."""
@@ -130,6 +141,8 @@ def outcome_view(result: dict[str, Any]) -> Group:
     details = failure_details(attempts)
     if details:
         parts.append(details)
+    if result.get("selection"):
+        parts.append(selection_view(result["selection"]))
     best = winner or (attempts[0]["name"] if attempts else None)
     if result.get("winner_diff"):
         label = f"winning diff: {winner}" if winner else f"best diff (not merged): {best}"

@@ -2,7 +2,8 @@
 
 Written once, on the kernel: ``begin`` checks the options and the repository and records the race;
 the ``flotilla.race`` task runs each attempt as a work unit (at most ``parallel`` at once, or
-enqueued for ``flotilla worker`` processes), then judges, ranks, cleans up and merges, each a step.
+enqueued for ``flotilla worker`` processes), then selects the winner (a strategy of ``selection``:
+checks, checks+judge, pairwise, vote), ranks, cleans up and merges, each a step.
 The same code runs in memory or durably (the executor decides): killed mid-race, ``flotilla resume``
 finishes it, finished attempts staying finished. Ctrl-C or SIGTERM stops every attempt, keeps their
 branches and records the race as cancelled, for good.
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RepositoryError, UserError
-from ..events import ModelCalled, RunFinished, RunStarted
+from ..events import RunFinished, RunStarted
 from ..kernel.executor import Executor, task
 from ..kernel.unit import WorkUnit
 from ..store import new_id
@@ -25,10 +26,11 @@ from ..workspaces import (branch_diff, delete_branch, ensure_excluded, merge_bra
                           require_branch, require_clean, resolve_commit)
 from ..workspaces.worktree import branch_name, worktree_root
 from ._attempt import Attempt, AttemptPlan
-from ._judge import judge_diff
 from ._preflight import preflight
 from ._race_plan import RaceConfig, build_plans, estimate, race_config
 from ._race_report import report
+from ._race_select import apply_selection, choose_strategy, run_selection
+from .selection import Selection
 from ._ranking import rank
 from ._worker import ATTEMPTS_QUEUE, WorkerConfig, worker_config
 
@@ -56,7 +58,10 @@ class RaceOutcome:
     merge_error: str | None = None
     winner_diff: str = ""
     judge_cost_usd: float = 0.0
+    """What selecting the winner cost in model calls (the judge's scores or pairwise matches)."""
     notes: list[str] = field(default_factory=list)
+    selection: dict[str, Any] | None = None
+    """The ``Selection`` that picked the winner: strategy, reason, model calls, the reasoning log."""
 
     def attempts_by_name(self) -> dict[str, Attempt]:
         return {a.name: a for a in self.attempts}
@@ -65,6 +70,7 @@ class RaceOutcome:
         return {"race_id": self.race_id, "status": self.status, "winner": self.winner.name if self.winner else None,
                 "base_branch": self.base_branch, "base_commit": self.base_commit, "merged": self.merged,
                 "merge_error": self.merge_error, "judge_cost_usd": self.judge_cost_usd, "notes": self.notes,
+                "selection": self.selection,
                 "attempts": [a.to_dict() for a in self.attempts], "winner_diff": self.winner_diff[:MAX_STORED_DIFF]}
 
     @classmethod
@@ -77,7 +83,7 @@ class RaceOutcome:
         return cls(data["race_id"], data["status"], attempts, winner, data["base_branch"], data["base_commit"],
                    merged=data.get("merged"), merge_error=data.get("merge_error"),
                    winner_diff=data.get("winner_diff", ""), judge_cost_usd=data.get("judge_cost_usd", 0.0),
-                   notes=list(data.get("notes", [])))
+                   notes=list(data.get("notes", [])), selection=data.get("selection"))
 
 
 @dataclass
@@ -93,8 +99,8 @@ class Begun:
 
 def begin(session: Any, spec: str, *, models: list[str], check: str | None = None, n: int = 1,
           agent: str = "implementer", parallel: int | None = None, judge: str | None = None, pick: str = "auto",
-          keep: bool = False, budget_usd: float | None = None, allow_dirty: bool = False, setup: str | None = None,
-          base: str = "HEAD", fallback: list[str] | None = None, max_turns: int | None = None,
+          select: str | None = None, keep: bool = False, budget_usd: float | None = None, allow_dirty: bool = False,
+          setup: str | None = None, base: str = "HEAD", fallback: list[str] | None = None, max_turns: int | None = None,
           attempt_timeout_s: float | None = None, queue: bool = False, remote: str | None = None,
           approve_asks: bool = False, plans: list[AttemptPlan] | None = None) -> Begun:
     """Checks everything a race needs before anything exists (no branch, no worktree, no run row when
@@ -108,6 +114,7 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
                         "or set check under [race] in flotilla.toml")
     if pick not in ("auto", "manual"):
         raise UserError(f"--pick must be auto or manual, not {pick!r}")
+    strategy = choose_strategy(select, judge)
     plans = plans or build_plans(models, n=n, agent=agent, config=config, default_model=session.settings.model,
                                  fallback=fallback)
     if not plans:
@@ -134,13 +141,14 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
     job = {"race_id": race_id, "root": str(repo.root), "spec": spec, "check": check, "base": base,
            "base_branch": base_branch, "base_commit": base_commit, "worktree_dir": wt_dir,
            "plans": [dataclasses.asdict(p) for p in plans], "attempts": attempts,
-           "parallel": parallel or config.parallel, "judge": judge, "pick": pick, "keep": keep,
+           "parallel": parallel or config.parallel, "judge": judge, "select": strategy, "pick": pick, "keep": keep,
            "budget_usd": budget_usd, "setup": setup or config.setup, "check_timeout_s": config.check_timeout_s,
            "attempt_timeout_s": attempt_timeout_s, "max_turns": max_turns, "queue": queue, "remote": remote,
            "approve_asks": approve_asks}
     session.store.create_run("race", spec.strip().splitlines()[0][:80], run_id=race_id, meta={
         "spec": spec, "check": check, "base": base, "base_commit": base_commit, "base_branch": base_branch,
-        "root": str(repo.root), "worktree_dir": wt_dir, "pick": pick, "judge": judge, "budget_usd": budget_usd,
+        "root": str(repo.root), "worktree_dir": wt_dir, "pick": pick, "judge": judge, "select": strategy,
+        "budget_usd": budget_usd,
         "attempts": attempts, "queue": queue})
     session.store.emit(RunStarted(run_id=race_id, kind="race", title=spec[:80]))
     return Begun(race_id, job)
@@ -198,17 +206,14 @@ async def _conclude(ex: Executor, job: dict[str, Any], attempts: list[Attempt]) 
         from ..workspaces.remote import fetch_attempts
 
         await ex.step("race:fetch", lambda: asyncio.to_thread(fetch_attempts, repo, job["remote"], job["race_id"]))
-    judge_cost = 0.0
-    if job["judge"]:
-        judged = await ex.step("race:judge", lambda: _judge_all(session, job, repo, attempts))
-        for a in attempts:
-            a.judge_score, a.judge_reasons = judged["scores"].get(a.name, (None, ""))
-        judge_cost = judged["cost"]
-    ranked = rank(attempts)
-    winner = ranked[0] if ranked and ranked[0].eligible else None
+    chosen = Selection.from_dict(await ex.step("race:select", lambda: run_selection(session, job, repo, attempts)))
+    for a in attempts:
+        a.judge_score, a.judge_reasons = chosen.scores.get(a.name, (None, ""))
+    ranked = apply_selection(rank(attempts), chosen)
+    winner = ranked[0] if chosen.winner else None
     best = winner or (ranked[0] if ranked and ranked[0].commit else None)
     outcome = RaceOutcome(job["race_id"], "done" if winner else "failed", ranked, winner, job["base_branch"],
-                          job["base_commit"], judge_cost_usd=judge_cost)
+                          job["base_commit"], judge_cost_usd=chosen.cost_usd, selection=chosen.to_dict())
     if best is not None and best.commit:
         outcome.winner_diff = await ex.step("race:diff", lambda: asyncio.to_thread(
             branch_diff, repo, job["base_commit"], best.commit))
@@ -288,25 +293,6 @@ def _merge(repo: Any, job: dict[str, Any], winner: Attempt) -> tuple[str | None,
     if not job["keep"]:
         delete_branch(repo, winner.branch)
     return merged, None
-
-
-async def _judge_all(session: Any, job: dict[str, Any], repo: Any, attempts: list[Attempt]) -> dict[str, Any]:
-    """Each passing attempt's judge score and reasons, and what judging cost."""
-    name = session.catalog.resolve(job["judge"])
-    model = session.build_model(name)
-    contenders = [a for a in attempts if a.eligible and a.commit]
-
-    async def one(a: Attempt) -> tuple[str, float | None, str, float]:
-        diff = await asyncio.to_thread(branch_diff, repo, job["base_commit"], a.commit)
-        verdict = await judge_diff(model, job["spec"], diff, cost=session.catalog.cost)
-        provider, _, model_id = name.partition(":")
-        session.emit(ModelCalled(run_id=job["race_id"], provider=provider, model=model_id, role="judge",
-                                 input_tokens=verdict.input_tokens, output_tokens=verdict.output_tokens,
-                                 cost_usd=verdict.cost_usd))
-        return a.name, verdict.score, verdict.reasons, verdict.cost_usd
-
-    found = await asyncio.gather(*(one(a) for a in contenders))
-    return {"scores": {n: [score, reasons] for n, score, reasons, _c in found}, "cost": sum(c for *_, c in found)}
 
 
 def _finish(session: Any, outcome: RaceOutcome, reason: str) -> dict[str, Any]:

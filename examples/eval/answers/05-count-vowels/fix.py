@@ -1,0 +1,5 @@
+VOWELS = set("aeiouAEIOU")
+
+
+def count_vowels(s):
+    return sum(1 for c in s if c in VOWELS)

@@ -1,0 +1,5 @@
+def safe_div(a, b):
+    if b == 0:
+        return None
+    result = a / b
+    return result

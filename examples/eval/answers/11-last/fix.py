@@ -1,0 +1,4 @@
+def last(xs):
+    if not xs:
+        return None
+    return xs[-1]

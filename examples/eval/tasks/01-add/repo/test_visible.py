@@ -1,0 +1,3 @@
+from lib import add
+
+assert add(2, 3) == 5

@@ -1,0 +1,3 @@
+from lib import clamp
+
+assert clamp(-5, 0, 10) == 0

@@ -1,0 +1,6 @@
+from lib import is_even
+
+assert is_even(4)
+assert not is_even(3)
+assert is_even(0)
+assert not is_even(-7)

@@ -1,0 +1,3 @@
+from lib import factorial
+
+assert factorial(3) == 6

@@ -1,0 +1,3 @@
+from lib import mean
+
+assert mean([2, 4]) == 3

@@ -1,0 +1,3 @@
+from lib import title_case
+
+assert title_case('ab') == 'Ab'

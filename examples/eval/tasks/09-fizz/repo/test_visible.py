@@ -1,0 +1,4 @@
+from lib import fizz
+
+assert fizz(15) == 'FizzBuzz'
+assert fizz(3) == 'Fizz'

@@ -1,0 +1,4 @@
+from lib import safe_div
+
+assert safe_div(1, 0) is None
+assert safe_div(6, 3) == 2

@@ -1,0 +1,4 @@
+from lib import last
+
+assert last([1, 2]) == 2
+assert last([]) is None

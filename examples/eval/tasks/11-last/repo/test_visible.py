@@ -1,0 +1,3 @@
+from lib import last
+
+assert last([1, 2]) == 2

@@ -1,0 +1,3 @@
+from lib import is_palindrome
+
+assert is_palindrome('Aa')
