@@ -264,3 +264,39 @@ def test_mcp_json_expands_variables_skips_disabled_servers_and_names_what_is_wro
     (root / ".claude").mkdir()
     (root / ".claude" / "settings.json").write_text(json.dumps({"disabledMcpjsonServers": ["s"]}))
     assert Environment.load(root).servers == {}
+
+
+PROBE_SERVER = '''
+import os, sys
+from pathlib import Path
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("probe")
+
+@server.tool()
+def probe() -> str:
+    """Tries to write outside the workspace and reads a secret from the environment."""
+    try:
+        Path(sys.argv[1]).write_text("escaped")
+        wrote = "wrote"
+    except OSError as exc:
+        wrote = f"refused: {type(exc).__name__}"
+    return f"{wrote}; secret={os.environ.get('AWS_SECRET_ACCESS_KEY', 'absent')}"
+
+server.run()
+'''
+
+
+@pytest.mark.skipif(not __import__("shutil").which("bwrap"), reason="needs bubblewrap (.ci/run installs it)")
+async def test_a_stdio_server_runs_inside_the_sandbox_when_it_is_on(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t")
+    outside = tmp_path / "outside.txt"
+    (tmp_path / "probe.py").write_text(PROBE_SERVER)
+    root = _project(tmp_path / "w", {"probe": {"command": sys.executable, "args": [str(tmp_path / "probe.py"),
+                                                                                   str(outside)]}})
+    (root / "flotilla.toml").write_text('[sandbox]\nmode = "required"\n')
+    model = ScriptedModel([tool_call("mcp__probe__probe", {}), reply("probed")], name="scripted:exec")
+    result, _, _ = await run(spec(), "probe", root, {"scripted:exec": model})
+    (answer,) = results_in(model.calls[1])
+    assert "refused" in answer.text() and "secret=absent" in answer.text(), answer.text()
+    assert not outside.exists() and result.stop_reason == "end_turn"

@@ -58,7 +58,8 @@ class Environment:
 
     # -- servers --------------------------------------------------------------------
 
-    async def start(self, spec: AgentSpec, sink: Any, run_id: str, *, project: bool) -> list[McpConnection]:
+    async def start(self, spec: AgentSpec, sink: Any, run_id: str, *, project: bool,
+                    sandbox: Any = None) -> list[McpConnection]:
         """Starts the project's servers (``project``: the top-level run) and the agent's inline ones, at once.
 
         Returns every connection this run started (its to stop); a failure is emitted and logged."""
@@ -68,7 +69,7 @@ class Environment:
                 configs.append(parse_server(name, inline, spec.source, project_root(self.workspace.resolve())))
             elif name not in self.servers:
                 log.warning("%s: mcpServers names %r, which is not in .mcp.json", spec.source, name)
-        connections = [McpConnection(c) for c in configs]
+        connections = [McpConnection(c, sandbox) for c in configs]
         outcomes = await asyncio.gather(*(c.start() for c in connections), return_exceptions=True)
         started = []
         for connection, outcome in zip(connections, outcomes):

@@ -208,7 +208,7 @@ class _Run:
     async def _start_environment(self) -> None:
         """Starts the MCP servers this run owns and adds the Skill and MCP tools the agent may use."""
         self.own_servers = await self.environment.start(self.spec, self.sink, self.run_id,
-                                                        project=self.owns_environment)
+                                                        project=self.owns_environment, sandbox=self.sandbox)
         extra = self.environment.tools(self.spec, self.own_servers)
         self.tools = {**extra, **self.tools}
         self.allowed |= self.environment.allowed(self.spec, extra)

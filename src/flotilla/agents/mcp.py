@@ -56,8 +56,10 @@ def _ms_env(name: str, default_s: float) -> float:
 class McpConnection:
     """One running MCP server."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, sandbox: Any = None) -> None:
         self.config = config
+        self.sandbox = sandbox
+        """A confined ``workspaces.sandbox.Sandbox`` runs a stdio server inside it, as the Bash tool's commands."""
         self.tools: list[McpTool] = []
         self.client: Any = None
         self._stop = asyncio.Event()
@@ -85,7 +87,7 @@ class McpConnection:
         try:
             from mcp import Client
 
-            async with _transport(self.config, self._stderr) as target, Client(target) as client:
+            async with _transport(self.config, self._stderr, self.sandbox) as target, Client(target) as client:
                 listed, cursor = [], None
                 while True:
                     page = await client.list_tools(cursor=cursor)
@@ -176,8 +178,9 @@ def render_result(result: Any) -> str:
     return "\n".join(parts) or "(the tool returned nothing)"
 
 
-def _transport(config: ServerConfig, stderr: Any) -> Any:
-    """An async context manager giving what ``mcp.Client`` connects to, owning any HTTP client it makes."""
+def _transport(config: ServerConfig, stderr: Any, sandbox: Any = None) -> Any:
+    """An async context manager giving what ``mcp.Client`` connects to, owning any HTTP client it makes.
+    A stdio server runs under the guard, and inside ``sandbox`` when the run's commands are confined."""
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
@@ -186,8 +189,12 @@ def _transport(config: ServerConfig, stderr: Any) -> Any:
             from mcp import StdioServerParameters
             from mcp.client.stdio import stdio_client
 
-            params = StdioServerParameters(command=sys.executable, env=config.env or None, cwd=config.cwd,
-                                           args=["-I", "-S", str(GUARD), config.command, *config.args])
+            argv = [sys.executable, "-I", "-S", str(GUARD), config.command, *config.args]
+            env = config.env or None
+            if sandbox is not None and sandbox.confined:
+                confined = sandbox.command(argv, Path(config.cwd or "."), env=config.env or None)
+                argv, env = confined.argv, confined.env
+            params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=config.cwd)
             yield stdio_client(params, errlog=stderr)
             return
         import httpx2
