@@ -67,9 +67,12 @@ def test_the_table_and_bad_input(tmp_path):
                                  "hidden_check": "{python} -B test_hidden.py",
                                  "hidden_files": {"test_hidden.py": "from lib import is_even\nassert is_even(0)\n"}})
                      + "\n")
-    shown = flotilla(tmp_path, "eval", str(jsonl), "--config", str(EXAMPLES / "one.toml"))
+    shown = flotilla(tmp_path, "eval", str(jsonl), "--config", str(EXAMPLES / "one.toml"),
+                     "--png", str(tmp_path / "chart.png"))
     assert shown.returncode == 0, shown.stderr
     assert "steady-x1" in shown.stdout and "1/1 (100%)" in shown.stdout and "pass@1" in shown.stdout
+    chart = (tmp_path / "chart.png").read_bytes()  # a real PNG, drawn by matplotlib
+    assert chart[:8] == b"\x89PNG\r\n\x1a\n" and len(chart) > 10_000 and "chart written" in shown.stderr
     one = ["--config", str(EXAMPLES / "one.toml")]
     for args, words in (([str(tmp_path / "nowhere"), *one], "no task set at"),
                         ([str(jsonl), "--config", str(tmp_path / "none.toml")], "no such file"),

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console()
-err = Console(stderr=True)
+from ..errors import UserError
+from ._console import make_console
+
+out = make_console()
+err = make_console(stderr=True)
 
 CSV_COLUMNS = ("config", "tasks", "skipped", "attempts", "pass@1", "any@N", "selected@N", "selector_loss",
                "pass@1_rate", "any@N_rate", "selected@N_rate", "selector_loss_rate", "cost_usd", "cost_per_task",
@@ -31,11 +33,18 @@ def eval_(
     resume: Optional[str] = typer.Option(None, "--resume", help="An eval's id: go on where it stopped."),
     as_json: bool = typer.Option(False, "--json", help="Print the report (summary and every result) as JSON."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write the summary, one row per configuration."),
+    png_path: Optional[Path] = typer.Option(None, "--png", help="Also draw pass rates against cost per task (PNG; "
+                                                             "needs matplotlib: pip install 'flotilla[plot]')."),
     store: Optional[str] = typer.Option(None, "--store", help="Run store path."),
 ) -> None:
     """Run each task with each configuration: pass@1, any@N, selected@N, selector loss, cost per task."""
     from ..session import Session
 
+    if png_path is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:  # before anything runs, not after the eval
+            raise UserError("--png needs matplotlib: pip install 'flotilla[plot]' (or pip install matplotlib)")
     session = Session(project=Path.cwd(), durable=False, store=store)
     report = session.eval_sync(tasks, config, n=n, budget_usd=budget_usd, resume=resume,
                                on_result=None if as_json else _progress)
@@ -44,6 +53,11 @@ def eval_(
             writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(report.summary)
+    if png_path is not None:
+        from ..patterns._eval_chart import write_chart
+
+        write_chart(report.summary, png_path, title=f"flotilla eval {report.eval_id}")
+        err.print(f"chart written to {png_path}", highlight=False)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
         return
