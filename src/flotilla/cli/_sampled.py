@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
+from ._console import make_console
 
-err = Console(stderr=True)
+err = make_console(stderr=True)
 
 
 def ask_sampled(model: str, prompt: str, *, as_json: bool, **options: Any) -> None:

@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from ..agents import get_agent
 from ..agents.environment import Environment
 from ..agents.skills import visible
 from ..config import load_settings
 from ..errors import UserError
+from ._console import make_console
 
-err = Console(stderr=True)
+err = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:

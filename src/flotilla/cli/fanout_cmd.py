@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 
 from ..errors import UserError
+from ._console import make_console
 
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -90,5 +90,5 @@ def approve(run: str = typer.Argument(..., help="The fan-out waiting for approva
 def demo_fanout(keep: bool) -> int:
     from ..demo_fanout import run_fanout_demo
 
-    return run_fanout_demo(Console(width=None if sys.stdout.isatty() else 140), keep=keep)
+    return run_fanout_demo(out, keep=keep)
 

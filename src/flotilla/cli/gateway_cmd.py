@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                   highlight=False)
         out.print(f"auth: {gw.auth.mode}", highlight=False, markup=False)
         for warning in startup_warnings(gw):
-            Console(stderr=True).print(f"warning: {warning}", highlight=False, markup=False)
+            make_console(stderr=True).print(f"warning: {warning}", highlight=False, markup=False)
         serve(gw, host_, port_, log_level=log_level)
 
     @keys.command("create")
