@@ -196,6 +196,8 @@ def _mounts(config: SandboxConfig, workdir: Path, home: Path) -> list[tuple[str,
     if _within(parent, Path("/tmp")) and parent != Path("/tmp"):
         # the worktree's neighbours stay read-only, as they are everywhere else (writes fail, not vanish)
         mounts.append(("--ro-bind", str(parent), str(parent)))
+    for tool in _toolchains(Path("/tmp")):  # flotilla itself and its venv, when they live under the empty /tmp
+        mounts.append(("--ro-bind", tool, tool))
     if home != Path("/") and home.is_dir() and not _within(home, workdir):
         mounts.append(("--tmpfs", str(home)))  # the home folder: empty (and made read-only last)
         # but not the toolchains: the Python flotilla runs on (a venv links to it) and PATH's folders there
@@ -243,9 +245,10 @@ def _expand(paths: list[str]) -> list[str]:
 
 
 def _toolchains(home: Path) -> list[str]:
-    """Folders under ``home`` that commands need to run at all, shown read-only: the prefix of the Python
-    flotilla runs on (pyenv's, say: a project's venv links to it) and the folders on ``PATH``."""
-    found = [Path(sys.base_prefix).resolve()]
+    """Folders under ``home`` (or /tmp) that commands need to run at all, shown read-only: the prefix of the
+    Python flotilla runs on (pyenv's, say: a project's venv links to it), its venv, flotilla's own package
+    (an MCP server's guard is in it) and the folders on ``PATH``."""
+    found = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(__file__).resolve().parents[1]]
     found += [Path(p).resolve() for p in os.environ.get("PATH", "").split(os.pathsep) if p]
     unique = dict.fromkeys(str(p) for p in found if p != home and _within(p, home) and p.is_dir())
     return list(unique)
