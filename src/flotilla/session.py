@@ -246,7 +246,7 @@ class Session:
                    sink: EventSink | None = None, **options: Any) -> Any:
         """Races ``spec`` across ``models`` in worktrees, verifies with ``check``, ranks, merges the winner.
 
-        ``options`` are ``RaceOptions`` fields (``n``: attempts per model, best-of-N with one model;
+        ``options`` are ``patterns.race.begin``'s (``n``: attempts per model, best-of-N with one model;
         ``select``: ``checks``, ``checks+judge``, ``pairwise`` or ``vote``; ``agent``, ``parallel``, ``judge``, ``pick``,
         ``budget_usd``, ``max_turns``, ``attempt_timeout_s``, ``setup``, ``base``, ``allow_dirty``,
         ``keep``, ``fallback``, ``queue``, ``remote``, ``approve_asks``). Returns a ``RaceOutcome``.
