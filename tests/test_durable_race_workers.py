@@ -47,6 +47,20 @@ def executors(url: str) -> dict[str, str]:
         return dict(c.execute("SELECT workflow_uuid, executor_id FROM dbos.workflow_status").fetchall())
 
 
+
+def project_with_remote(tmp_path: Path, url: str) -> tuple[Path, Path]:
+    """A repository configured for the fake provider at ``url`` and a bare remote for the workers."""
+    remote = tmp_path / "remote.git"
+    sh(tmp_path, "git", "init", "-q", "--bare", str(remote))
+    repo = make_repo(tmp_path / "r")
+    (repo / "flotilla.toml").write_text(f'[providers.fake]\nkind = "anthropic"\nbase_url = "{url}"\n'
+                                        f'api_key_env = "FAKE_PROVIDER_KEY"\n\n'
+                                        f'[worker]\nremote = "file://{remote}"\n')
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "configure the fake provider and the remote")
+    return repo, remote
+
+
 def test_two_workers_run_queued_attempts_and_a_killed_workers_attempt_is_adopted(tmp_path, database_url):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -55,14 +69,7 @@ def test_two_workers_run_queued_attempts_and_a_killed_workers_attempt_is_adopted
     procs.append(subprocess.Popen([FLOTILLA, "fake-provider", "--script", str(tmp_path / "script.json"),
                                    "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
-        remote = tmp_path / "remote.git"
-        sh(tmp_path, "git", "init", "-q", "--bare", str(remote))
-        repo = make_repo(tmp_path / "r")
-        (repo / "flotilla.toml").write_text(f'[providers.fake]\nkind = "anthropic"\nbase_url = "{url}"\n'
-                                            f'api_key_env = "FAKE_PROVIDER_KEY"\n\n'
-                                            f'[worker]\nremote = "file://{remote}"\n')
-        sh(repo, "git", "add", "-A")
-        sh(repo, "git", "commit", "-q", "-m", "configure the fake provider and the remote")
+        repo, remote = project_with_remote(tmp_path, url)
         sh(repo, "git", "push", "-q", f"file://{remote}", "main")
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
         env.update(FAKE_PROVIDER_KEY="test-key", FLOTILLA_DATABASE_URL=database_url)
@@ -129,14 +136,7 @@ def test_a_killed_orchestrator_is_never_adopted_by_a_worker_and_resumes_where_it
         [FLOTILLA, "fake-provider", "--script", str(tmp_path / "script.json"), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        remote = tmp_path / "remote.git"
-        sh(tmp_path, "git", "init", "-q", "--bare", str(remote))
-        repo = make_repo(tmp_path / "r")
-        (repo / "flotilla.toml").write_text(f'[providers.fake]\nkind = "anthropic"\nbase_url = "{url}"\n'
-                                            f'api_key_env = "FAKE_PROVIDER_KEY"\n\n'
-                                            f'[worker]\nremote = "file://{remote}"\n')
-        sh(repo, "git", "add", "-A")
-        sh(repo, "git", "commit", "-q", "-m", "configure")
+        repo, _remote = project_with_remote(tmp_path, url)
         head = sh(repo, "git", "rev-parse", "HEAD")
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
         env.update(FAKE_PROVIDER_KEY="test-key", FLOTILLA_DATABASE_URL=database_url)
