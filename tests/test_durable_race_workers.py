@@ -47,7 +47,6 @@ def executors(url: str) -> dict[str, str]:
         return dict(c.execute("SELECT workflow_uuid, executor_id FROM dbos.workflow_status").fetchall())
 
 
-
 def project_with_remote(tmp_path: Path, url: str) -> tuple[Path, Path]:
     """A repository configured for the fake provider at ``url`` and a bare remote for the workers."""
     remote = tmp_path / "remote.git"
