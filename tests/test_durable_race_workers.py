@@ -47,6 +47,18 @@ def executors(url: str) -> dict[str, str]:
         return dict(c.execute("SELECT workflow_uuid, executor_id FROM dbos.workflow_status").fetchall())
 
 
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM to every process still running, then a kill for any that does not end in 15 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def project_with_remote(tmp_path: Path, url: str) -> tuple[Path, Path]:
     """A repository configured for the fake provider at ``url`` and a bare remote for the workers."""
     remote = tmp_path / "remote.git"
@@ -111,14 +123,7 @@ def test_two_workers_run_queued_attempts_and_a_killed_workers_attempt_is_adopted
         pushed = sh(remote, "git", "branch", "--list", f"flotilla/{outcome['race_id']}/*")
         assert "a1" in pushed and "a2" in pushed
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 def test_a_killed_orchestrator_is_never_adopted_by_a_worker_and_resumes_where_its_repository_is(tmp_path):
@@ -168,11 +173,4 @@ def test_a_killed_orchestrator_is_never_adopted_by_a_worker_and_resumes_where_it
             (status,) = c.execute("SELECT status FROM runs WHERE id = ?", (race_id,)).fetchone()
         assert status == "done"  # concluded here, in the project's own store
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
