@@ -98,11 +98,11 @@ def test_allow_dirty_that_cannot_merge_says_so_and_exits_1(tmp_path):
 
 def test_ambiguous_prefix_resume_of_a_finished_run_and_reading_outside_a_project(tmp_path):
     repo = make_repo(tmp_path / "r")
-    ids = []
-    for _ in range(12):  # enough races that two ids share a first character
+    ids: list[str] = []
+    while len({i[0] for i in ids}) == len(ids):  # until two ids share a first hex digit: 17 races at most
         done = flotilla(repo, "race", "Fix add", "--agent", "cmd:true", "--check", "false", "--no-durable")
         ids.append(next(line.split()[1].rstrip(":") for line in done.stderr.splitlines() if line.startswith("race ")))
-    prefix = next(i[0] for i in ids if sum(j[0] == i[0] for j in ids) > 1)
+    prefix = ids[-1][0]
     shown = flotilla(repo, "show", prefix)
     matching = [i for i in ids if i.startswith(prefix)]
     assert shown.returncode == 2 and f"run id {prefix!r} is ambiguous" in shown.stderr
