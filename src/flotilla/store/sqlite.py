@@ -122,17 +122,18 @@ class SQLiteStore:
                 raise UserError(f"no run {run_id!r} in {self.path}; `flotilla runs` lists them")
         return _run(rows[0])
 
-    def list_runs(self, *, kind: str | None = None, parent_id: str | None = None,
-                  limit: int = 50) -> list[dict[str, Any]]:
+    def list_runs(self, *, kind: str | None = None, parent_id: str | None = None, limit: int = 50,
+                  status: str | None = None, top_level: bool = False, offset: int = 0) -> list[dict[str, Any]]:
+        """Runs newest first; ``top_level`` leaves out attempts and subagents (runs with a parent)."""
         sql, params = "SELECT * FROM runs WHERE 1=1", []
-        if kind:
-            sql += " AND kind = ?"
-            params.append(kind)
-        if parent_id:
-            sql += " AND parent_id = ?"
-            params.append(parent_id)
-        sql += " ORDER BY created_at DESC LIMIT ?"
-        params.append(limit)
+        for column, value in (("kind", kind), ("parent_id", parent_id), ("status", status)):
+            if value:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if top_level:
+            sql += " AND parent_id IS NULL"
+        sql += " ORDER BY created_at DESC LIMIT ? OFFSET ?"
+        params += [limit, offset]
         return [_run(r) for r in self.execute(sql, tuple(params))]
 
     def family(self, run_id: str) -> list[str]:
@@ -174,6 +175,22 @@ class SQLiteStore:
         else:
             rows = self.execute("SELECT data FROM events WHERE run_id = ? ORDER BY id", (run_id,))
         return [json.loads(r["data"]) for r in rows]
+
+    def events_after(self, after_id: int, *, run_ids: list[str] | None = None,
+                     limit: int = 1000) -> list[dict[str, Any]]:
+        """The event tail: events committed after ``after_id`` (oldest first), each with its ``id``, for
+        a live view that polls (the dashboard). SQLite gives ids in commit order (one writer at a time),
+        so a reader that goes on from the last id it saw misses none."""
+        sql, params = "SELECT id, data FROM events WHERE id > ?", [after_id]
+        if run_ids is not None:
+            sql += f" AND run_id IN ({','.join('?' * len(run_ids))})"
+            params += run_ids
+        rows = self.execute(sql + " ORDER BY id LIMIT ?", (*params, limit))
+        return [{**json.loads(r["data"]), "id": r["id"]} for r in rows]
+
+    def last_event_id(self) -> int:
+        """The id of the newest event (0 for none): where a live view starts its tail."""
+        return int(self.execute("SELECT COALESCE(MAX(id), 0) AS id FROM events")[0]["id"])
 
     def usage(self, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
         """Usage rows summed by (run, provider, model, role)."""

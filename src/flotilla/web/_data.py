@@ -1,0 +1,146 @@
+"""What the pages show, read from the run store: runs with their family's tokens and cost, what needs
+a person, a race's attempts (live from events while it runs, from its result when it is done), diffs.
+
+Reads only; the few queries that a page needs for many runs at once (a page of the runs list) are
+one statement each, so that the list stays fast with thousands of runs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ..models.usage import rows_cost
+from ..workspaces.gc import pid_alive
+
+PAGE = 50
+_FAMILY_USAGE = """
+WITH RECURSIVE fam(root, id) AS (
+    SELECT id, id FROM runs WHERE id IN ({marks})
+    UNION ALL SELECT fam.root, runs.id FROM runs JOIN fam ON runs.parent_id = fam.id)
+SELECT fam.root AS root, usage.provider AS provider, usage.model AS model, SUM(usage.input_tokens) AS input_tokens,
+       SUM(usage.output_tokens) AS output_tokens, SUM(usage.cache_read_tokens) AS cache_read_tokens,
+       SUM(usage.cache_write_tokens) AS cache_write_tokens, SUM(usage.cost_usd) AS cost_usd
+FROM fam JOIN usage ON usage.run_id = fam.id GROUP BY fam.root, usage.provider, usage.model
+"""
+
+
+def runs_page(store: Any, catalog: Any, *, kind: str | None = None, status: str | None = None,
+              page: int = 0) -> list[dict[str, Any]]:
+    """A page of top-level runs, newest first, each with its family's models, tokens, cost and duration."""
+    rows = store.list_runs(kind=kind or None, status=status or None, top_level=True, limit=PAGE + 1,
+                           offset=page * PAGE)
+    usage: dict[str, list[dict[str, Any]]] = {}
+    if rows:
+        sql = _FAMILY_USAGE.format(marks=",".join("?" * len(rows)))
+        for u in store.execute(sql, tuple(r["id"] for r in rows)):
+            usage.setdefault(u["root"], []).append(dict(u))
+    for r in rows:
+        mine = usage.get(r["id"], [])
+        r["models"] = sorted({f"{u['provider']}:{u['model']}" for u in mine}) or _planned_models(r)
+        r["tokens"] = sum((u["input_tokens"] or 0) + (u["output_tokens"] or 0) + (u["cache_read_tokens"] or 0)
+                          + (u["cache_write_tokens"] or 0) for u in mine)
+        r["cost"] = rows_cost(mine, catalog) if mine else None
+        r["state"] = shown_status(r)
+        r["seconds"] = (r["updated_at"] if r["status"] != "running" else time.time()) - r["created_at"]
+    return rows
+
+
+def _planned_models(run: dict[str, Any]) -> list[str]:
+    meta = run["meta"]
+    if meta.get("model"):
+        return [meta["model"]]
+    return sorted({a.get("model") or "default" for a in meta.get("attempts", [])})
+
+
+def shown_status(run: dict[str, Any]) -> str:
+    """The status a person should read: a run the store calls running whose process is gone crashed."""
+    if run["status"] == "running" and run.get("pid") and not pid_alive(run["pid"]):
+        return "crashed"
+    return run["status"]
+
+
+def needs_you(store: Any) -> list[dict[str, Any]]:
+    """Runs waiting for a person: an approval, a manual pick to merge, a crash to resume."""
+    out = []
+    for r in store.execute("SELECT id, kind, title FROM runs WHERE status = 'running' "
+                           "AND json_extract(meta, '$.state') = 'awaiting approval' ORDER BY created_at DESC"):
+        out.append({**dict(r), "why": "waits for your approval"})
+    for r in store.execute("SELECT id, kind, title FROM runs WHERE kind = 'race' AND json_extract(meta, '$.pick') = "
+                           "'manual' AND json_extract(result, '$.winner') IS NOT NULL AND "
+                           "json_extract(result, '$.merged') IS NULL ORDER BY created_at DESC LIMIT 20"):
+        out.append({**dict(r), "why": "finished with --pick manual: pick an attempt to merge"})
+    for r in store.execute("SELECT id, kind, title, status, pid FROM runs WHERE status = 'running' "
+                           "AND parent_id IS NULL ORDER BY created_at DESC LIMIT 200"):
+        if shown_status(dict(r)) == "crashed":
+            out.append({**dict(r), "why": "crashed: resume it, or gc to give it up"})
+    return out
+
+
+def attempts(store: Any, race: dict[str, Any]) -> list[dict[str, Any]]:
+    """A race's attempts as the board shows them: the stored result once the race is done, else what
+    the events and the attempts' own runs say so far."""
+    if race["result"] and race["result"].get("attempts"):
+        return race["result"]["attempts"]
+    started = {e["attempt"]: e for e in store.events(race["id"], "AttemptStarted")}
+    states = {e["unit"]: e["state"] for e in store.events(race["id"], "UnitState")}
+    finished = {e["attempt"]: e for e in store.events(race["id"], "AttemptFinished")}
+    checks = {e["attempt"]: e for e in store.events(race["id"], "CheckRan")}
+    rows = []
+    for a in race["meta"].get("attempts", []):
+        name = a["name"]
+        usage = store.usage(store.family(a["run_id"]))
+        check = checks.get(name)
+        begun = started.get(name, {}).get("at")
+        end = finished.get(name, {}).get("at")
+        rows.append({**a, "status": finished.get(name, {}).get("status") or states.get(name)
+                     or ("setup" if begun else "pending"),
+                     "check": check and {"passed": check["passed"], "summary": check["summary"],
+                                         "command": check["command"], "exit_code": check["exit_code"]},
+                     "input_tokens": sum((u["input_tokens"] or 0) + (u["cache_read_tokens"] or 0)
+                                         + (u["cache_write_tokens"] or 0) for u in usage),
+                     "output_tokens": sum(u["output_tokens"] or 0 for u in usage),
+                     "cost_usd": sum(u["cost_usd"] or 0 for u in usage),
+                     "seconds": ((end or time.time()) - begun) if begun else 0.0,
+                     "turns": sum(u["calls"] for u in usage if u["role"] == "executor")})
+    return rows
+
+
+def attempt_diff(race: dict[str, Any], name: str) -> str:
+    """An attempt's diff against the race's base, from its commit or branch while git still has it;
+    the stored winning diff otherwise."""
+    from ..errors import UserError
+    from ..workspaces import branch_diff, open_repo
+    from ..workspaces._git import git
+
+    chosen = next((a for a in attempts_of(race) if a["name"] == name), None)
+    if chosen is None:
+        raise UserError(f"race {race['id']} has no attempt {name!r}")
+    meta = race["meta"]
+    root = Path(meta["root"])
+    if root.is_dir():
+        repo = open_repo(root)
+        for ref in (chosen.get("commit"), chosen.get("branch")):
+            if ref and git(repo.root, "cat-file", "-e", f"{ref}^{{commit}}", check=False).returncode == 0:
+                return branch_diff(repo, meta["base_commit"], ref)
+    result = race["result"] or {}
+    best = result.get("winner") or ((result.get("attempts") or [{}])[0].get("name"))
+    return result.get("winner_diff", "") if name == best else ""
+
+
+def attempts_of(race: dict[str, Any]) -> list[dict[str, Any]]:
+    return (race["result"] or {}).get("attempts") or race["meta"].get("attempts", [])
+
+
+def tree(store: Any, run_id: str) -> list[dict[str, Any]]:
+    """The run's descendants as nested dicts (``children``), for a subagent tree."""
+    rows = store.execute("""WITH RECURSIVE fam(id) AS (SELECT id FROM runs WHERE parent_id = ?
+                            UNION ALL SELECT runs.id FROM runs JOIN fam ON runs.parent_id = fam.id)
+                            SELECT runs.id, runs.kind, runs.title, runs.status, runs.parent_id, runs.pid
+                            FROM runs JOIN fam ON runs.id = fam.id ORDER BY runs.created_at""", (run_id,))
+    nodes = {r["id"]: {**dict(r), "children": []} for r in rows}
+    top = []
+    for node in nodes.values():
+        (nodes[node["parent_id"]]["children"] if node["parent_id"] in nodes else top).append(node)
+    return top

@@ -1,0 +1,73 @@
+"""What the buttons do: each calls the Session function the CLI command of the same name calls.
+
+``resume`` is the one exception in form, not in substance: it starts ``flotilla resume RUN`` as a
+process of its own, because a resumed run is a durable workflow (one durable runtime per process)
+and must not end when the dashboard does; its pid lands in the store, so `stop` reaches it as any run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+
+def steer(session: Any, run_id: str, form: dict[str, str]) -> str:
+    target = session.steer(run_id, form.get("message", "").strip(), read_only=bool(form.get("read_only")))
+    return f"sent to run {target}; it takes it before its next model call"
+
+
+def stop(session: Any, run_id: str, form: dict[str, str]) -> str:
+    targets = session.stop(run_id)
+    more = f" and {len(targets) - 1} running run(s) under it" if len(targets) > 1 else ""
+    return f"asked run {targets[0]}{more} to stop"
+
+
+def signal(session: Any, run_id: str, form: dict[str, str]) -> str:
+    """Answers a gate (``approve`` by default): the hook a pipeline's or fan-out's approval uses."""
+    topic = form.get("topic") or "approve"
+    value = form.get("value", "yes") in ("yes", "true", "1")
+    run = session.store.get_run(run_id)
+    session.signal(run["id"], topic, value)
+    return f"{'approved' if value else 'rejected'} {topic} of run {run['id']}"
+
+
+def merge(session: Any, run_id: str, form: dict[str, str]) -> str:
+    head = session.merge(run_id, form.get("attempt") or None, squash=bool(form.get("squash")))
+    record = session.store.get_run(run_id)
+    what = (record["result"] or {}).get("winner") or (record["result"] or {}).get("integration_branch")
+    return f"merged {what} into {record['meta'].get('base_branch')} at {head[:10]}"
+
+
+def resume(session: Any, run_id: str, form: dict[str, str]) -> str:
+    from ..store import why_not_resumable
+    from ._data import shown_status
+
+    run = session.store.get_run(run_id)
+    why = why_not_resumable(run)
+    if why:
+        raise UserError(why)
+    if shown_status(run) != "crashed":
+        raise UserError(f"run {run['id']} is still running (its process {run['pid']} is alive); nothing to resume")
+    _children[:] = [c for c in _children if c.poll() is None]  # reap the ones that ended
+    log = Path(session.store.path).parent / f"resume-{run['id']}.log"
+    with open(log, "ab") as out:
+        _children.append(subprocess.Popen([sys.executable, "-m", "flotilla.cli", "resume", run["id"], "--store", session.store.path],
+                         cwd=session.project, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                         start_new_session=True))
+    return f"resuming run {run['id']} in a process of its own (its output: {log})"
+
+
+def gc(session: Any, form: dict[str, str]) -> str:
+    report = session.gc(dry_run=bool(form.get("dry_run")))
+    if not report.crashed_runs:
+        return "nothing to collect: no crashed runs left anything behind"
+    return (f"removed {len(report.removed_worktrees)} worktree(s) and {len(report.removed_branches)} branch(es) of "
+            f"{len(report.crashed_runs)} crashed run(s): {', '.join(report.crashed_runs)}")
+
+
+_children: list[subprocess.Popen[bytes]] = []
+RUN_ACTIONS = {"steer": steer, "stop": stop, "signal": signal, "merge": merge, "resume": resume}

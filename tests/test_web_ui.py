@@ -1,0 +1,128 @@
+"""The dashboard in a real browser (Debian's Chromium, driven by Playwright): a race started by the CLI in
+another process appears live, its board shows every attempt with its check and the winner, a merge from
+the board lands; a live run's transcript grows without a reload, and a steer sent from the page reaches
+the model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flotilla.store import SQLiteStore
+from test_race_support import CHECK, make_repo, sh
+from web_support import driver, env, launch, needs_browser, screenshot, serving, wait_for
+
+sync_api = needs_browser()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    tab.on("dialog", lambda dialog: dialog.accept())  # the confirmations of destructive actions
+    yield tab
+    context.close()
+
+
+def test_a_cli_race_appears_live_and_its_board_merges_the_winner(tmp_path: Path, page: Any) -> None:
+    repo = make_repo(tmp_path / "r")
+    store = tmp_path / "store.db"
+    SQLiteStore(store).close()
+    for ui in serving(store, repo):
+        page.goto(ui.url)
+        page.wait_for_selector("#live.on")  # the event stream is open before the race begins
+        assert page.locator("table.runs").count() == 0
+        race = subprocess.run([*driver(tmp_path), "race", "Fix add", "-m", "scripted:good", "-m", "scripted:bad",
+                               "--check", CHECK, "--pick", "manual", "--no-durable", "--json"], cwd=repo,
+                              env=env(store), capture_output=True, text=True, timeout=120)
+        assert race.returncode == 0, race.stderr
+        race_id = json.loads(race.stdout)["race_id"]
+        row = page.locator("table.runs tr", has_text=race_id).filter(has_text="done")
+        row.wait_for()  # arrived, and went on to done, without a reload
+        assert "race" in row.inner_text() and "scripted:bad, scripted:good" in row.inner_text()
+        page.locator("#needs-you", has_text=race_id).wait_for()  # --pick manual: waits for a person
+
+        page.click(f"a[href='/runs/{race_id}']")
+        board = page.locator(".board")
+        board.wait_for()
+        a1, a2 = page.locator("article[data-attempt=a1]"), page.locator("article[data-attempt=a2]")
+        assert "winner" in a1.get_attribute("class") and "winner" not in a2.get_attribute("class")
+        assert "✓" in a1.locator(".check").inner_text() and "scripted:good" in a1.inner_text()
+        assert "✗" in a2.locator(".check").inner_text() and "scripted:bad" in a2.inner_text()
+        a2.locator(".check summary").click()
+        assert "AssertionError: 6" in a2.locator(".check pre").inner_text()  # the failed check's output
+        assert "+1" in a1.inner_text() and "−1" in a1.inner_text()
+        shot = screenshot(page, "race-board.png")
+        assert shot.stat().st_size > 10_000
+
+        page.click("form.compare button")
+        panes = page.locator(".pane")
+        assert panes.count() == 2
+        assert "return a + b" in panes.nth(0).inner_text() and "return a * b" in panes.nth(1).inner_text()
+        page.go_back()
+
+        page.click("article[data-attempt=a1] button:has-text('merge a1')")
+        page.wait_for_selector(".said")
+        assert "merged a1 into main" in page.locator(".said").inner_text()
+        assert "return a + b" in (repo / "calc.py").read_text()
+        assert sh(repo, "git", "status", "--porcelain") == ""
+
+
+def _waiting_run(tmp_path: Path, store: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([*driver(tmp_path), "run", "general-purpose", "wait", "--model", "scripted:waiter",
+                             "--json", "--no-durable"], cwd=tmp_path, env=env(store), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+    def started() -> str | None:
+        runs = SQLiteStore(store).list_runs()
+        return runs[0]["id"] if runs and len(SQLiteStore(store).events(runs[0]["id"], "MessageAdded")) >= 2 else None
+
+    return proc, wait_for(started, "the run to reach its Bash call")
+
+
+def test_a_live_transcript_grows_without_a_reload_and_a_steer_reaches_the_model(tmp_path: Path, page: Any) -> None:
+    store = tmp_path / "store.db"
+    SQLiteStore(store).close()
+    proc, run_id = _waiting_run(tmp_path, store)
+    try:
+        for ui in serving(store, tmp_path):
+            page.goto(f"{ui.url}runs/{run_id}")
+            transcript = page.locator("#transcript")
+            assert "while [ ! -f go ]" in transcript.inner_text()
+            page.fill("#steer-msg", "prefer small commits")
+            page.click("form.steer button")
+            page.wait_for_selector(".said")
+            assert f"sent to run {run_id}" in page.locator(".said").inner_text()
+            page.wait_for_selector("#live.on")
+            page.evaluate("window.sameDocument = true")  # gone if the page reloads
+            (tmp_path / "go").touch()
+            page.locator(".note.steer", has_text="prefer small commits").wait_for()
+            answer = page.locator(".msg.assistant", has_text="last said:")
+            answer.wait_for()
+            assert page.evaluate("window.sameDocument") is True
+            page.locator(".badge.s-done").first.wait_for()  # the summary re-rendered too
+            screenshot(page, "run-detail.png")
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            said = "last said: Steering from the person running this agent: prefer small commits"
+            assert json.loads(out)["text"] == said  # what the model was sent: the steer, from the page
+            assert said in answer.inner_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
