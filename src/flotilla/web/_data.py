@@ -19,11 +19,21 @@ _FAMILY_USAGE = """
 WITH RECURSIVE fam(root, id) AS (
     SELECT id, id FROM runs WHERE id IN ({marks})
     UNION ALL SELECT fam.root, runs.id FROM runs JOIN fam ON runs.parent_id = fam.id)
-SELECT fam.root AS root, usage.provider AS provider, usage.model AS model, SUM(usage.input_tokens) AS input_tokens,
+SELECT fam.root AS root, usage.provider AS provider, usage.model AS model, usage.role AS role, COUNT(*) AS calls,
+       SUM(usage.input_tokens) AS input_tokens,
        SUM(usage.output_tokens) AS output_tokens, SUM(usage.cache_read_tokens) AS cache_read_tokens,
        SUM(usage.cache_write_tokens) AS cache_write_tokens, SUM(usage.cost_usd) AS cost_usd
-FROM fam JOIN usage ON usage.run_id = fam.id GROUP BY fam.root, usage.provider, usage.model
+FROM fam JOIN usage ON usage.run_id = fam.id GROUP BY fam.root, usage.provider, usage.model, usage.role
 """
+
+
+def family_usage(store: Any, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Usage rows (by provider, model and role) of each run with everything under it, in one query."""
+    usage: dict[str, list[dict[str, Any]]] = {}
+    if run_ids:
+        for u in store.execute(_FAMILY_USAGE.format(marks=",".join("?" * len(run_ids))), tuple(run_ids)):
+            usage.setdefault(u["root"], []).append(dict(u))
+    return usage
 
 
 def runs_page(store: Any, catalog: Any, *, kind: str | None = None, status: str | None = None,
@@ -31,11 +41,7 @@ def runs_page(store: Any, catalog: Any, *, kind: str | None = None, status: str 
     """A page of top-level runs, newest first, each with its family's models, tokens, cost and duration."""
     rows = store.list_runs(kind=kind or None, status=status or None, top_level=True, limit=PAGE + 1,
                            offset=page * PAGE)
-    usage: dict[str, list[dict[str, Any]]] = {}
-    if rows:
-        sql = _FAMILY_USAGE.format(marks=",".join("?" * len(rows)))
-        for u in store.execute(sql, tuple(r["id"] for r in rows)):
-            usage.setdefault(u["root"], []).append(dict(u))
+    usage = family_usage(store, [r["id"] for r in rows])
     for r in rows:
         mine = usage.get(r["id"], [])
         r["models"] = sorted({f"{u['provider']}:{u['model']}" for u in mine}) or _planned_models(r)
@@ -88,9 +94,11 @@ def attempts(store: Any, race: dict[str, Any]) -> list[dict[str, Any]]:
     finished = {e["attempt"]: e for e in store.events(race["id"], "AttemptFinished")}
     checks = {e["attempt"]: e for e in store.events(race["id"], "CheckRan")}
     rows = []
-    for a in race["meta"].get("attempts", []):
+    planned = race["meta"].get("attempts", [])
+    usages = family_usage(store, [a["run_id"] for a in planned])
+    for a in planned:
         name = a["name"]
-        usage = store.usage(store.family(a["run_id"]))
+        usage = usages.get(a["run_id"], [])
         check = checks.get(name)
         begun = started.get(name, {}).get("at")
         end = finished.get(name, {}).get("at")

@@ -7,6 +7,7 @@ variables, and anything shaped like a provider or gateway key, never appear in a
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import re
@@ -21,15 +22,20 @@ class Safe(str):
     """Markup that is already escaped (made only by this module's functions)."""
 
 
-def _secrets() -> list[str]:
-    return sorted((v for k, v in os.environ.items() if _SECRET_NAMES.search(k) and len(v) >= 8), key=len,
-                  reverse=True)
+@functools.cache
+def _secrets() -> re.Pattern[str] | None:
+    """The secret values of this process's environment, as one pattern (read once: a server's
+    environment does not change under it)."""
+    values = sorted((v for k, v in os.environ.items() if _SECRET_NAMES.search(k) and len(v) >= 8), key=len,
+                    reverse=True)
+    return re.compile("|".join(re.escape(v) for v in values)) if values else None
 
 
 def redact(text: str) -> str:
     """``text`` with every secret the process knows of, and every key-shaped string, masked."""
-    for value in _secrets():
-        text = text.replace(value, "•••")
+    secrets = _secrets()
+    if secrets is not None:
+        text = secrets.sub("•••", text)
     return _KEY_SHAPES.sub(lambda m: m.group(1) + "•••", text)
 
 

@@ -35,7 +35,7 @@ class Dashboard:
         self.session, self.store, self.catalog = session, session.store, session.catalog
         self.stopping = asyncio.Event()
 
-    async def runs(self, request: Request) -> Response:
+    def runs(self, request: Request) -> Response:  # page handlers are sync: Starlette runs them in threads
         q = request.query_params
         kind, status = q.get("kind", ""), q.get("status", "")
         number = int(q["page"]) if q.get("page", "").isdigit() else 0
@@ -46,7 +46,7 @@ class Dashboard:
         body = runs_page.runs_body(region, kind=kind, status=status, page=number)
         return _html(page("runs", body, stream=f"/events?after={after}", said=q.get("said", "")))
 
-    async def run(self, request: Request) -> Response:
+    def run(self, request: Request) -> Response:
         run = self.store.get_run(request.path_params["run_id"])
         board = race_page.board(run, self.store) if run["kind"] == "race" else Safe("")
         if request.query_params.get("fragment"):
@@ -55,13 +55,13 @@ class Dashboard:
         return _html(page(run["title"] or run["id"], body, stream=f"/events?{urlencode({'run': run['id'], 'after': after})}",
                           said=request.query_params.get("said", "")))
 
-    async def diff(self, request: Request) -> Response:
+    def diff(self, request: Request) -> Response:
         race = self.store.get_run(request.path_params["run_id"])
         q = request.query_params
         names = [q["attempt"]] if q.get("attempt") else [n for n in (q.get("a"), q.get("b")) if n]
         if race["kind"] != "race" or not names:
             raise UserError("a diff is of a race's attempt: /runs/RACE/diff?attempt=a1")
-        body = await asyncio.to_thread(race_page.diff_body, race, names)
+        body = race_page.diff_body(race, names)
         return _html(page(f"diff {' vs '.join(names)}", body))
 
     async def events(self, request: Request) -> Response:
@@ -99,7 +99,7 @@ class Dashboard:
 
         return Session(project=self.session.project, store=self.store, settings=self.session.settings)
 
-    async def static(self, request: Request) -> Response:
+    def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in _STATIC:
             return Response("not found", 404)
