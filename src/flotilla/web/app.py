@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from ..errors import UserError
-from . import actions, live, race_page, run_page, runs_page
+from . import actions, fanout_page, live, race_page, run_page, runs_page
 from ._html import Safe, h
 from ._layout import page
 from .security import Guard
@@ -48,7 +48,7 @@ class Dashboard:
 
     def run(self, request: Request) -> Response:
         run = self.store.get_run(request.path_params["run_id"])
-        board = race_page.board(run, self.store) if run["kind"] == "race" else Safe("")
+        board = _board(run, self.store)
         if request.query_params.get("fragment"):
             return _html(run_page.region(self.store, self.catalog, run, board))
         body, after = run_page.run_body(self.store, self.catalog, run, board=board)
@@ -105,6 +105,15 @@ class Dashboard:
             return Response("not found", 404)
         text = resources.files(__package__).joinpath("static", name).read_text()
         return Response(text, media_type=_STATIC[name], headers={"cache-control": "no-cache"})
+
+
+def _board(run: dict[str, Any], store: Any) -> Safe:
+    """The pattern's own part of a run's page (one layout per pattern, the same components)."""
+    if run["kind"] == "race":
+        return race_page.board(run, store)
+    if run["kind"] == "fanout":
+        return fanout_page.board(run)
+    return Safe("")
 
 
 async def _form(request: Request) -> dict[str, str]:

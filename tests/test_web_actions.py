@@ -1,0 +1,67 @@
+"""The dashboard's actions over loopback HTTP (no browser needed): each calls the Session function its
+command calls, says what it did or why not, and the runs list and "needs you" strip follow the store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from flotilla.store import SQLiteStore
+from test_race_support import branches, make_repo, sh
+from web_support import serving
+
+
+def _post(url: str, path: str, **form: str) -> httpx.Response:
+    return httpx.post(f"{url}{path.lstrip('/')}", data=form, headers={"origin": url.rstrip("/")})
+
+
+def _said(response: httpx.Response) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    assert response.status_code == 303, response.text
+    return parse_qs(urlsplit(response.headers["location"]).query)["said"][0]
+
+
+def test_actions_say_what_they_did_and_why_not(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    store = SQLiteStore(tmp_path / "store.db")
+    live = store.create_run("agent", "a live run")  # this process: alive
+    waiting = store.create_run("fanout", "a fan-out waiting", meta={"state": "awaiting approval"})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    crashed = store.create_run("race", "a crashed race")
+    store.execute("UPDATE runs SET pid = ? WHERE id = ?", (int(dead.stdout), crashed))
+    done = store.create_run("agent", "a finished run")
+    store.finish_run(done, "done")
+    for ui in serving(tmp_path / "store.db", repo):
+        listing = httpx.get(ui.url).text
+        assert "waits for your approval" in listing and "crashed: resume it" in listing
+        assert f"/runs/{crashed}" in listing.split('id="needs-you"')[1].split("</section>")[0]
+
+        assert _said(_post(ui.url, f"/runs/{live}/stop")) == f"asked run {live} to stop"
+        assert store.take_steering(live) == [{"message": "", "read_only": False, "stop": True}]
+        assert "sent to run" in _said(_post(ui.url, f"/runs/{live}/steer", message="use the stdlib", read_only="1"))
+        assert store.take_steering(live) == [{"message": "use the stdlib", "read_only": True, "stop": False}]
+        assert "not done: give a message" in _said(_post(ui.url, f"/runs/{live}/steer", message=" "))
+        assert "is not running" in _said(_post(ui.url, f"/runs/{done}/stop"))
+
+        assert _said(_post(ui.url, f"/runs/{waiting}/signal", topic="approve", value="no")).startswith("rejected")
+        assert store.first_signal(f"{waiting}:approve") is False  # the pipeline hook: Session.signal
+
+        assert "nothing to resume" in _said(_post(ui.url, f"/runs/{done}/resume"))
+        assert "still running" in _said(_post(ui.url, f"/runs/{live}/resume"))
+        assert "not a race" in _said(_post(ui.url, f"/runs/{done}/merge"))
+
+        sh(repo, "git", "branch", f"flotilla/{crashed}/a1")  # what the crashed race left behind
+        gc = httpx.post(f"{ui.url}gc", headers={"origin": ui.url.rstrip("/")})
+        assert _said(gc) == f"removed 0 worktree(s) and 1 branch(es) of 1 crashed run(s): {crashed}"
+        assert store.get_run(crashed)["status"] == "failed" and f"flotilla/{crashed}/a1" not in branches(repo)
+        assert "nothing to collect" in _said(httpx.post(f"{ui.url}gc", headers={"origin": ui.url.rstrip("/")}))
+
+        page = httpx.get(f"{ui.url}runs/nosuchrun")
+        assert page.status_code == 400 and "no run &#x27;nosuchrun&#x27;" in page.text
+        assert httpx.get(f"{ui.url}?kind=race&status=failed").status_code == 200
+        assert os.path.exists(store.path)
