@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from flotilla.events import ModelCalled
 from flotilla.store import SQLiteStore
 from test_race_support import branches, make_repo, sh
 from web_support import serving
@@ -35,6 +36,8 @@ def test_actions_say_what_they_did_and_why_not(tmp_path: Path) -> None:
     crashed = store.create_run("race", "a crashed race")
     store.execute("UPDATE runs SET pid = ? WHERE id = ?", (int(dead.stdout), crashed))
     done = store.create_run("agent", "a finished run")
+    store.emit(ModelCalled(run_id=done, provider="anthropic", model="claude-x<b>", role="executor", input_tokens=10,
+                           output_tokens=5, cost_usd=0.25))
     store.finish_run(done, "done")
     for ui in serving(tmp_path / "store.db", repo):
         listing = httpx.get(ui.url).text
@@ -64,4 +67,6 @@ def test_actions_say_what_they_did_and_why_not(tmp_path: Path) -> None:
         page = httpx.get(f"{ui.url}runs/nosuchrun")
         assert page.status_code == 400 and "no run &#x27;nosuchrun&#x27;" in page.text
         assert httpx.get(f"{ui.url}?kind=race&status=failed").status_code == 200
+        usage = httpx.get(f"{ui.url}usage").text
+        assert "cost by model" in usage and "anthropic:claude-x&lt;b&gt;" in usage and "$0.2500" in usage
         assert os.path.exists(store.path)

@@ -49,8 +49,10 @@ def esc(value: Any) -> Safe:
 
 
 def h(template: str, **values: Any) -> Safe:
-    """``template`` (trusted markup with ``{name}`` fields) filled with escaped values."""
-    return Safe(template.format(**{k: esc(v) for k, v in values.items()}))
+    """``template`` (trusted markup with ``{name}`` fields) filled with escaped values; numbers go in as
+    numbers (nothing to escape), so that a field may format them (``{width:.1f}``)."""
+    return Safe(template.format(**{k: v if isinstance(v, (int, float)) and not isinstance(v, bool) else esc(v)
+                                   for k, v in values.items()}))
 
 
 def join(parts: Iterable[Any], sep: str = "") -> Safe:

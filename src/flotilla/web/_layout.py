@@ -17,7 +17,8 @@ def page(title: str, body: Safe, *, stream: str = "", said: str = "") -> Safe:
              '<title>{title} · flotilla</title><link rel="stylesheet" href="/static/flotilla.css">'
              '<script src="/static/flotilla.js" defer></script></head>'
              '<body data-stream="{stream}"><header><a class="brand" href="/">flotilla</a>'
-             '<span class="live" id="live" title="live updates">●</span></header>'
+             '<span class="live" id="live" title="live updates">●</span>'
+             '<nav class="top"><a href="/">runs</a><a href="/usage">usage</a></nav></header>'
              '<main>{notice}{body}</main></body></html>',
              title=title, stream=stream, notice=notice, body=body)
 

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from ..errors import UserError
-from . import actions, fanout_page, live, race_page, run_page, runs_page
+from . import actions, fanout_page, live, race_page, run_page, runs_page, usage_page
 from ._html import Safe, h
 from ._layout import page
 from .security import Guard
@@ -54,6 +54,9 @@ class Dashboard:
         body, after = run_page.run_body(self.store, self.catalog, run, board=board)
         return _html(page(run["title"] or run["id"], body, stream=f"/events?{urlencode({'run': run['id'], 'after': after})}",
                           said=request.query_params.get("said", "")))
+
+    def usage(self, request: Request) -> Response:
+        return _html(page("usage", usage_page.usage_body(self.store)))
 
     def diff(self, request: Request) -> Response:
         race = self.store.get_run(request.path_params["run_id"])
@@ -136,7 +139,7 @@ def create_app(session: Any, *, host: str = "127.0.0.1", token_sha256: str | Non
 
     app = Starlette(routes=[
         Route("/", board.runs), Route("/runs/{run_id}", board.run), Route("/runs/{run_id}/diff", board.diff),
-        Route("/runs/{run_id}/compare", board.diff), Route("/events", board.events),
+        Route("/runs/{run_id}/compare", board.diff), Route("/events", board.events), Route("/usage", board.usage),
         Route("/static/{name}", board.static), Route("/gc", board.gc, methods=["POST"]),
         Route("/runs/{run_id}/{action}", board.act, methods=["POST"]),
     ], exception_handlers={UserError: user_error})

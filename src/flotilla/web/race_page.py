@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from . import _data
+from ._charts import bars
 from ._html import Safe, h, join
 from ._layout import action, badge, duration, money
 
@@ -29,8 +30,12 @@ def board(race: dict[str, Any], store: Any) -> Safe:
                     '<select name="a">{a}</select> with <select name="b">{b}</select> '
                     '<button type="submit">side by side</button></form>',
                     id=race["id"], a=pick("a", names[0]), b=pick("b", names[1]))
+    tokens = [(a["name"], float((a.get("input_tokens") or 0) + (a.get("output_tokens") or 0))) for a in rows]
+    costs = [(a["name"], float(a.get("cost_usd") or 0.0)) for a in rows]
+    charts = h('<div class="charts">{t}{c}</div>', t=bars("tokens per attempt", tokens, highlight=winner),
+               c=bars("cost per attempt", costs, show=lambda v: f"${v:.4f}", highlight=winner))
     return h('<section class="board"><h2>race board</h2>{summary}<div class="columns">{columns}</div>{compare}'
-             '</section>', summary=summary, columns=columns, compare=compare)
+             '{charts}</section>', summary=summary, columns=columns, compare=compare, charts=charts)
 
 
 def _column(race: dict[str, Any], a: dict[str, Any], winner: str | None, can_merge: bool) -> Safe:
