@@ -8,6 +8,7 @@ Content-Security-Policy (scripts from this server only) makes markup that slippe
 from __future__ import annotations
 
 import asyncio
+import json
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -116,6 +117,9 @@ def _board(run: dict[str, Any], store: Any) -> Safe:
         return race_page.board(run, store)
     if run["kind"] == "fanout":
         return fanout_page.board(run)
+    if run["result"]:  # eval, ask, …: the stored result as it is, until they have a layout of their own
+        return h('<details class="result"><summary>result</summary><pre>{r}</pre></details>',
+                 r=json.dumps(run["result"], indent=2, default=str)[:200_000])
     return Safe("")
 
 
