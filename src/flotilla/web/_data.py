@@ -48,7 +48,7 @@ def runs_page(store: Any, catalog: Any, *, kind: str | None = None, status: str 
         r["tokens"] = sum((u["input_tokens"] or 0) + (u["output_tokens"] or 0) + (u["cache_read_tokens"] or 0)
                           + (u["cache_write_tokens"] or 0) for u in mine)
         r["cost"] = rows_cost(mine, catalog) if mine else None
-        r["state"] = shown_status(r)
+        r["state"] = shown_status(r, store)
         r["seconds"] = (r["updated_at"] if r["status"] != "running" else time.time()) - r["created_at"]
     return rows
 
@@ -60,11 +60,37 @@ def _planned_models(run: dict[str, Any]) -> list[str]:
     return sorted({a.get("model") or "default" for a in meta.get("attempts", [])})
 
 
-def shown_status(run: dict[str, Any]) -> str:
-    """The status a person should read: a run the store calls running whose process is gone crashed."""
+def shown_status(run: dict[str, Any], store: Any = None) -> str:
+    """The status a person should read: a run the store calls running whose process is gone crashed,
+    unless (given the ``store``) its durable workflow has been taken up by a live executor since (a
+    resumed run's row still names the process that started it)."""
     if run["status"] == "running" and run.get("pid") and not pid_alive(run["pid"]):
-        return "crashed"
+        return "running" if store is not None and _resumed(store, run["id"]) else "crashed"
     return run["status"]
+
+
+_EXECUTOR = """SELECT e.host AS host, e.pid AS pid, e.beat_at AS beat_at FROM workflow_status w
+               JOIN flotilla_executors e ON e.executor_id = w.executor_id
+               WHERE w.workflow_uuid = ? AND w.status = 'PENDING'"""
+DEAD_AFTER_S = 15.0
+"""As ``[worker] dead_after_s``: an executor on another host that has not beaten for this long is dead."""
+
+
+def _resumed(store: Any, run_id: str) -> bool:
+    """Whether the run's durable workflow belongs to an executor that is alive (the durable runtime's
+    own heartbeat table, read as SQL so that a listing never starts the runtime)."""
+    import socket
+    import sqlite3
+
+    try:
+        rows = store.execute(_EXECUTOR, (run_id,))
+    except sqlite3.OperationalError:  # no durable tables in this store
+        return False
+    for row in rows:
+        if row["host"] == socket.gethostname():
+            return pid_alive(row["pid"])
+        return time.time() - row["beat_at"] < DEAD_AFTER_S
+    return False
 
 
 def needs_you(store: Any) -> list[dict[str, Any]]:
@@ -79,7 +105,7 @@ def needs_you(store: Any) -> list[dict[str, Any]]:
         out.append({**dict(r), "why": "finished with --pick manual: pick an attempt to merge"})
     for r in store.execute("SELECT id, kind, title, status, pid FROM runs WHERE status = 'running' "
                            "AND parent_id IS NULL ORDER BY created_at DESC LIMIT 200"):
-        if shown_status(dict(r)) == "crashed":
+        if shown_status(dict(r), store) == "crashed":
             out.append({**dict(r), "why": "crashed: resume it, or gc to give it up"})
     return out
 

@@ -50,7 +50,7 @@ def resume(session: Any, run_id: str, form: dict[str, str]) -> str:
     why = why_not_resumable(run)
     if why:
         raise UserError(why)
-    if shown_status(run) != "crashed":
+    if shown_status(run, session.store) != "crashed":
         raise UserError(f"run {run['id']} is still running (its process {run['pid']} is alive); nothing to resume")
     _children[:] = [c for c in _children if c.poll() is None]  # reap the ones that ended
     log = Path(session.store.path).parent / f"resume-{run['id']}.log"

@@ -13,18 +13,17 @@ from ._layout import action, ago, badge, money, run_link, table
 TRANSCRIPT_LIMIT = 5000
 
 
-def run_head(run: dict[str, Any]) -> Safe:
-    state = _data.shown_status(run)
+def run_head(run: dict[str, Any], state: str) -> Safe:
     parent = h(' · part of {link}', link=run_link(run["parent_id"])) if run.get("parent_id") else ""
     return h('<h1>{title}</h1><p class="meta">run <code>{id}</code> · {kind} · {badge} {reason} · started {ago}'
              '{parent}</p>', title=run["title"] or run["id"], id=run["id"], kind=run["kind"], badge=badge(state),
              reason=run["reason"] or "", ago=ago(run["created_at"]), parent=parent)
 
 
-def actions(run: dict[str, Any]) -> Safe:
+def actions(run: dict[str, Any], state: str) -> Safe:
     """What may be done to the run in its state: steer and stop a live one, resume a crashed one,
     answer the gate a run waits on (the topic it names in ``meta.gate``, default ``approve``)."""
-    state, rid = _data.shown_status(run), run["id"]
+    rid = run["id"]
     parts: list[Any] = []
     if state == "running":
         parts.append(h('<form method="post" action="/runs/{id}/steer" class="steer"><label for="steer-msg">steer</label>'
@@ -58,7 +57,7 @@ def usage_table(store: Any, catalog: Any, run: dict[str, Any]) -> Safe:
 def tree_view(store: Any, run: dict[str, Any]) -> Safe:
     def nodes(children: list[dict[str, Any]]) -> Safe:
         return join(h('<li>{link} <span class="kind">{kind}</span> {badge} {title}{sub}</li>',
-                      link=run_link(c["id"]), kind=c["kind"], badge=badge(_data.shown_status(c)), title=c["title"],
+                      link=run_link(c["id"]), kind=c["kind"], badge=badge(_data.shown_status(c, store)), title=c["title"],
                       sub=h("<ul>{n}</ul>", n=nodes(c["children"])) if c["children"] else "") for c in children)
 
     top = _data.tree(store, run["id"])
@@ -67,7 +66,8 @@ def tree_view(store: Any, run: dict[str, Any]) -> Safe:
 
 def region(store: Any, catalog: Any, run: dict[str, Any], board: Safe = Safe("")) -> Safe:
     """The part that live updates re-render: head, actions, the pattern's board, usage, the tree."""
-    return join([run_head(run), actions(run), board, usage_table(store, catalog, run), tree_view(store, run)])
+    state = _data.shown_status(run, store)
+    return join([run_head(run, state), actions(run, state), board, usage_table(store, catalog, run), tree_view(store, run)])
 
 
 def run_body(store: Any, catalog: Any, run: dict[str, Any], *, board: Safe = Safe("")) -> tuple[Safe, int]:
