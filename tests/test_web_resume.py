@@ -59,6 +59,7 @@ def test_a_crashed_run_resumed_from_the_page_finishes(tmp_path: Path, page: Any)
             page.locator(".said", has_text=f"resuming run {record['id']}").wait_for()
 
             def running() -> bool:
+                time.sleep(0.2)
                 page.reload()
                 return page.locator(".meta .badge").inner_text() == "running"
 

@@ -54,7 +54,8 @@ def test_a_cli_race_appears_live_and_its_board_merges_the_winner(tmp_path: Path,
         row = page.locator("table.runs tr", has_text=race_id).filter(has_text="done")
         row.wait_for()  # arrived, and went on to done, without a reload
         assert "race" in row.inner_text() and "scripted:bad, scripted:good" in row.inner_text()
-        page.locator("#needs-you", has_text=race_id).wait_for()  # --pick manual: waits for a person
+        page.locator("#needs-you", has_text=race_id).wait_for()
+        screenshot(page, "runs-list.png")  # --pick manual: waits for a person
 
         page.click(f"a[href='/runs/{race_id}']")
         board = page.locator(".board")

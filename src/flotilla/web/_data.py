@@ -48,6 +48,8 @@ def runs_page(store: Any, catalog: Any, *, kind: str | None = None, status: str 
         r["tokens"] = sum((u["input_tokens"] or 0) + (u["output_tokens"] or 0) + (u["cache_read_tokens"] or 0)
                           + (u["cache_write_tokens"] or 0) for u in mine)
         r["cost"] = rows_cost(mine, catalog) if mine else None
+        r["agents"] = sorted({r["meta"]["agent"]} if r["meta"].get("agent") else
+                             {a.get("agent") for a in r["meta"].get("attempts", []) if a.get("agent")})
         r["state"] = shown_status(r, store)
         r["seconds"] = (r["updated_at"] if r["status"] != "running" else time.time()) - r["created_at"]
     return rows

@@ -19,7 +19,7 @@ def runs_region(store: Any, catalog: Any, *, kind: str = "", status: str = "", p
     more = len(rows) > _data.PAGE
     rows = rows[:_data.PAGE]
     cells = [[run_link(r["id"]), r["kind"], badge(r["state"]), h('<span class="title">{t}</span>', t=r["title"]),
-              r["meta"].get("agent") or "", ", ".join(r["models"]), ago(r["created_at"]), duration(r["seconds"]),
+              ", ".join(r["agents"]), ", ".join(r["models"]), ago(r["created_at"]), duration(r["seconds"]),
               f"{r['tokens']:,}", money(r["cost"], r["tokens"])] for r in rows]
     listing = table(["run", "kind", "status", "title", "agent", "models", "started", "duration", "tokens", "cost"],
                     cells, cls="runs") if rows else h('<p class="empty">no runs{what}</p>',
