@@ -16,7 +16,6 @@ Run: .venv/bin/python bench/dashboard.py   (needs /usr/bin/chromium and playwrig
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
 import subprocess

@@ -43,3 +43,27 @@ def fake_provider(fake_provider_host: FakeProviderHost) -> Iterator[Callable[...
     yield start
     for provider in providers:
         provider.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, one for the session (the dashboard's browser tests); skips
+    with the reason when it or Playwright is missing."""
+    from web_support import launch, needs_browser
+
+    sync_api = needs_browser()
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context and tab; confirmations (destructive actions ask first) are accepted."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    tab.on("dialog", lambda dialog: dialog.accept())
+    yield tab
+    context.close()

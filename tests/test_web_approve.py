@@ -7,18 +7,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from flotilla.demo_fanout import CHECK
 from test_durable_fanout_crash import setup
 from test_fanout_cli import SCRIPT
-from web_support import launch, needs_browser, serving
+from web_support import needs_browser, serving
 
-sync_api = needs_browser()
+needs_browser()  # skips this module, saying why, without Chromium or Playwright
 
 DRIVER = f"""
 import json
@@ -27,16 +24,6 @@ result = Session(".", durable=False).fanout_sync("Fix the failing tests", lead="
                                                  models=["fake:prices", "fake:names", "fake:dates"], check={CHECK!r})
 print(json.dumps({{"status": result["status"], "merged": result.get("merged")}}))
 """
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        tab = browser.new_page()
-        tab.set_default_timeout(30_000)
-        yield tab
-        browser.close()
 
 
 def test_approve_from_the_page_lets_a_waiting_fanout_go_on(tmp_path: Path, page: Any) -> None:

@@ -7,35 +7,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from flotilla.store import SQLiteStore
 from test_race_support import CHECK, make_repo, sh
-from web_support import driver, env, launch, needs_browser, screenshot, serving, wait_for
+from web_support import driver, env, needs_browser, screenshot, serving, wait_for
 
-sync_api = needs_browser()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(30_000)
-    tab.on("dialog", lambda dialog: dialog.accept())  # the confirmations of destructive actions
-    yield tab
-    context.close()
+needs_browser()  # skips this module, saying why, without Chromium or Playwright
 
 
 def test_a_cli_race_appears_live_and_its_board_merges_the_winner(tmp_path: Path, page: Any) -> None:

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,8 @@ class Ui:
             raise AssertionError(f"flotilla ui did not start: {first}{self.proc.stderr.read()}")
         self.link = found.group(1)
         self.url = self.link.split("?")[0]
+        self.said: list[str] = []  # the rest of its stderr, read so that the pipe never fills and blocks it
+        threading.Thread(target=lambda: self.said.extend(self.proc.stderr), daemon=True).start()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

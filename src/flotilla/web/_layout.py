@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from ..models.usage import format_cost
-from ._html import Safe, esc, h, join
+from ._html import Safe, h, join
 
 
 def page(title: str, body: Safe, *, stream: str = "", said: str = "") -> Safe:
