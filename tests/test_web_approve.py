@@ -13,7 +13,7 @@ from typing import Any
 from flotilla.demo_fanout import CHECK
 from test_durable_fanout_crash import setup
 from test_fanout_cli import SCRIPT
-from web_support import needs_browser, serving
+from web_support import needs_browser, screenshot, serving
 
 needs_browser()  # skips this module, saying why, without Chromium or Playwright
 
@@ -47,6 +47,10 @@ def test_approve_from_the_page_lets_a_waiting_fanout_go_on(tmp_path: Path, page:
             assert result["status"] != "rejected" and result["merged"], result
             page.locator(".board h2", has_text="slices").wait_for()  # the page followed it to its report
             assert page.locator("article[data-slice=prices]").count() == 1
+            screenshot(page, "fanout.png")
+            page.goto(f"{ui.url}usage")
+            assert "tokens by model" in page.inner_text("main") and "cost unknown" in page.inner_text("main")
+            screenshot(page, "usage.png")
     finally:
         for proc in (run, fake):
             if proc.poll() is None:

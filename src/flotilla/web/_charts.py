@@ -38,7 +38,9 @@ def stacked(title: str, columns: list[str], series: dict[str, list[float]], *,
     if not columns or not series:
         return Safe("")
     totals = [sum(values[i] for values in series.values()) for i in range(len(columns))]
-    top = max(totals) or 1.0
+    if not any(totals):
+        return Safe("")
+    top = max(totals)
     col_w, plot_h, left = 46, 160, 70
     parts = [h('<text x="{x}" y="12" class="val">{v}</text>', x=4, v=show(top))]
     for i, column in enumerate(columns):

@@ -29,7 +29,10 @@ def usage_body(store: Any) -> Safe:
               bars("cost by role", [(r["role"] or "?", r["usd"] or 0.0) for r in roles], show=lambda v: f"${v:.4f}")]
     charts += _gateway(store, since)
     shown = join(c for c in charts if c)
-    return h('<h1>usage</h1><div class="charts">{c}</div>', c=shown or Safe('<p class="empty">no model calls yet</p>'))
+    unpriced = sorted({r["model"] for r in rows if r["tokens"] and not r["usd"]})
+    note = h('<p class="note">cost unknown (no price in the catalog) for {m}</p>', m=", ".join(unpriced)) if unpriced else ""
+    return h('<h1>usage</h1>{note}<div class="charts">{c}</div>', note=note,
+             c=shown or Safe('<p class="empty">no model calls yet</p>'))
 
 
 def _sum(rows: list[Any], key: str, field: str) -> list[tuple[str, float]]:
