@@ -21,27 +21,36 @@ def test_a_cli_race_appears_live_and_its_board_merges_the_winner(tmp_path: Path,
     repo = make_repo(tmp_path / "r")
     store = tmp_path / "store.db"
     SQLiteStore(store).close()
+    go = tmp_path / "go"
     for ui in serving(store, repo):
         page.goto(ui.url)
         page.wait_for_selector("#live.on")  # the event stream is open before the race begins
         assert page.locator("table.runs").count() == 0
-        race = subprocess.run([*driver(tmp_path), "race", "Fix add", "-m", "scripted:good", "-m", "scripted:bad",
-                               "--check", CHECK, "--pick", "manual", "--no-durable", "--json"], cwd=repo,
-                              env=env(store), capture_output=True, text=True, timeout=120)
-        assert race.returncode == 0, race.stderr
-        race_id = json.loads(race.stdout)["race_id"]
-        row = page.locator("table.runs tr", has_text=race_id).filter(has_text="done")
-        row.wait_for()  # arrived, and went on to done, without a reload
-        assert "race" in row.inner_text() and "scripted:bad, scripted:good" in row.inner_text()
-        page.locator("#needs-you", has_text=race_id).wait_for()
-        screenshot(page, "runs-list.png")  # --pick manual: waits for a person
-
-        page.click(f"a[href='/runs/{race_id}']")
-        board = page.locator(".board")
-        board.wait_for()
-        a1, a2 = page.locator("article[data-attempt=a1]"), page.locator("article[data-attempt=a2]")
-        assert "winner" in a1.get_attribute("class") and "winner" not in a2.get_attribute("class")
-        assert "✓" in a1.locator(".check").inner_text() and "scripted:good" in a1.inner_text()
+        race = subprocess.Popen([*driver(tmp_path), "race", "Fix add", "-m", "scripted:slowgood", "-m", "scripted:bad",
+                                 "--check", CHECK, "--pick", "manual", "--no-durable", "--json"], cwd=repo,
+                                env=env(store, FLOTILLA_TEST_GO=str(go)), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            row = page.locator("table.runs tr", has_text="Fix add").filter(has_text="running")
+            row.wait_for()  # the race, started in another process, arrived without a reload
+            row.locator("a").click()
+            a1, a2 = page.locator("article[data-attempt=a1]"), page.locator("article[data-attempt=a2]")
+            a2.locator(".check", has_text="✗").wait_for()  # the fast attempt's check, while a1 still works
+            a1.locator(".badge", has_text="running").wait_for()  # a1 waits for `go` in its Bash call
+            assert "no check yet" in a1.inner_text()
+            page.evaluate("window.sameDocument = true")
+            go.touch()
+            page.locator("article.winner[data-attempt=a1]").wait_for()  # the board followed the race to its end
+            assert page.evaluate("window.sameDocument") is True
+            out, err = race.communicate(timeout=120)
+            assert race.returncode == 0, err
+        finally:
+            if race.poll() is None:
+                race.kill()
+                race.wait()
+        race_id = json.loads(out)["race_id"]
+        assert "winner" not in a2.get_attribute("class")
+        assert "✓" in a1.locator(".check").inner_text() and "scripted:slowgood" in a1.inner_text()
         assert "✗" in a2.locator(".check").inner_text() and "scripted:bad" in a2.inner_text()
         a2.locator(".check summary").click()
         assert "AssertionError: 6" in a2.locator(".check pre").inner_text()  # the failed check's output
@@ -53,8 +62,13 @@ def test_a_cli_race_appears_live_and_its_board_merges_the_winner(tmp_path: Path,
         panes = page.locator(".pane")
         assert panes.count() == 2
         assert "return a + b" in panes.nth(0).inner_text() and "return a * b" in panes.nth(1).inner_text()
-        page.go_back()
 
+        page.goto(ui.url)
+        listed = page.locator("table.runs tr", has_text=race_id)
+        assert "race" in listed.inner_text() and "scripted:bad, scripted:slowgood" in listed.inner_text()
+        assert "done" in listed.inner_text() and race_id in page.locator("#needs-you").inner_text()
+        screenshot(page, "runs-list.png")
+        page.click(f"#needs-you a[href='/runs/{race_id}']")
         page.click("article[data-attempt=a1] button:has-text('merge a1')")
         page.wait_for_selector(".said")
         assert "merged a1 into main" in page.locator(".said").inner_text()

@@ -22,7 +22,7 @@ ARTIFACTS = Path(os.environ.get("FLOTILLA_TEST_ARTIFACTS") or Path(__file__).res
 FLOTILLA = str(Path(sys.executable).parent / "flotilla")
 
 DRIVER = '''
-import sys
+import os, sys
 from flotilla.messages import MessagesRequest
 from flotilla.testing import ScriptedModel, reply, tool_call
 from flotilla.testing.registry import register_scripted
@@ -34,6 +34,10 @@ def echo_last(request: MessagesRequest):
     return reply("last said: " + request.messages[-1].text())
 
 register_scripted("good", write("def add(a, b):\\n    return a + b\\n"))
+GO = os.environ.get("FLOTILLA_TEST_GO", "go")  # a file the test makes when the slow attempt may go on
+register_scripted("slowgood", lambda: ScriptedModel([
+    tool_call("Bash", {"command": f"while [ ! -f {GO} ]; do sleep 0.05; done"}),
+    tool_call("Write", {"file_path": "calc.py", "content": "def add(a, b):\\n    return a + b\\n"}), reply("done")]))
 register_scripted("bad", write("def add(a, b):\\n    return a * b\\n"))
 register_scripted("waiter", lambda: ScriptedModel([
     tool_call("Bash", {"command": "while [ ! -f go ]; do sleep 0.05; done"}), echo_last]))
