@@ -78,5 +78,8 @@ def run_body(store: Any, catalog: Any, run: dict[str, Any], *, board: Safe = Saf
              '<section><h2>transcript</h2><div id="transcript" data-run="{id}">{t}</div></section>',
              id=run["id"], region=region(store, catalog, run, board),
              t=transcript.render(events) or Safe('<p class="empty">no messages yet</p>'))
-    return body, max(e["id"] for e in events) if events else before
+    # The stream goes on from the store's tail as it was before the transcript was read (the page's script
+    # skips an event it already shows), so a page of an old run never walks the store's later events;
+    # from the last event shown when the transcript was cut at TRANSCRIPT_LIMIT.
+    return body, events[-1]["id"] if len(events) == TRANSCRIPT_LIMIT else before
 
