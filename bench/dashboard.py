@@ -2,7 +2,7 @@
 
 1. Event commit → page: 50 agent runs (scripted models, a 20 ms model call, 30 turns each) write
    their events at once under one race, in a process of their own; `flotilla ui` serves the race's
-   page to headless Chromium, whose script notes when each event arrives. Latency is arrival minus
+   page, and one attempt's transcript page, to headless Chromium, whose script notes when each event arrives. Latency is arrival minus
    the event's own timestamp (taken just before its commit; one clock, one machine): p50, p99.
    Beside it, the same stream read by a plain HTTP client (no browser). Dropped: events the page
    should have had (the stream's own rule) that never came. Targets: p50 <= 100 ms, 0 dropped.
@@ -97,6 +97,7 @@ def latency(folder: Path) -> None:
     ids = [f"w{i:03d}" for i in range(WRITERS)]
     parent = store.create_run("race", "bench race", meta={"attempts": [
         {"name": f"a{i + 1}", "agent": "bench", "model": "scripted:bench", "run_id": rid} for i, rid in enumerate(ids)]})
+    store.create_run("agent", "the followed attempt", parent_id=parent, run_id=ids[0])  # its page exists before it runs
     proc, url = ui(store_path)
     plain: list[tuple[int, float, float]] = []
     stop = threading.Event()
@@ -116,10 +117,11 @@ def latency(folder: Path) -> None:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"])
-            page = browser.new_page()
-            page.add_init_script(LISTEN)
-            page.goto(f"{url}runs/{parent}")
-            page.wait_for_selector("#live.on")
+            page, one = browser.new_page(), browser.new_page()
+            for tab, run in ((page, parent), (one, ids[0])):  # the race's page, and one attempt's transcript
+                tab.add_init_script(LISTEN)
+                tab.goto(f"{url}runs/{run}")
+                tab.wait_for_selector("#live.on")
             threading.Thread(target=follow, daemon=True).start()
             start_id = store.last_event_id()
             began = time.time()
@@ -133,6 +135,12 @@ def latency(folder: Path) -> None:
             while time.time() < deadline and not expected <= {g[0] for g in page.evaluate("window.__got")}:
                 time.sleep(0.2)
             got = page.evaluate("window.__got")
+            own = {e["id"] for e in store.events_after(start_id, run_ids=[ids[0]], limit=10**7)
+                   if live._payload(e, ids[0], {ids[0]}) is not None}
+            while time.time() < deadline and not own <= {g[0] for g in one.evaluate("window.__got")}:
+                time.sleep(0.2)
+            transcript = one.evaluate("window.__got")
+            shown = one.locator("#transcript [data-event]").count()
             browser.close()
         stop.set()
     finally:
@@ -145,6 +153,9 @@ def latency(folder: Path) -> None:
           f"{len(expected) / wrote:,.0f}/s)")
     print(f"  browser (Chromium, the page's script): p50 {statistics.median(ms):6.1f} ms   p99 {pct(ms, 0.99):6.1f} ms"
           f"   dropped {len(expected - seen)}")
+    one_ms = [(now - at) * 1000 for _id, at, now in transcript if _id in own]
+    print(f"  one attempt's transcript page ({len(own)} events, appended as HTML): p50 {statistics.median(one_ms):6.1f} ms"
+          f"   p99 {pct(one_ms, 0.99):6.1f} ms   dropped {len(own - {t[0] for t in transcript})}   transcript entries shown {shown}")
     if plain_ms:
         print(f"  plain HTTP client, same stream       : p50 {statistics.median(plain_ms):6.1f} ms   "
               f"p99 {pct(plain_ms, 0.99):6.1f} ms   (the stream polls the store every {live.POLL_S * 1000:.0f} ms)")
