@@ -102,6 +102,7 @@ def test_a_live_transcript_grows_without_a_reload_and_a_steer_reaches_the_model(
             page.wait_for_selector(".said")
             assert f"sent to run {run_id}" in page.locator(".said").inner_text()
             page.wait_for_selector("#live.on")
+            screenshot(page, "run-detail.png")  # live: the steer box, the stop button, the transcript so far
             page.evaluate("window.sameDocument = true")  # gone if the page reloads
             (tmp_path / "go").touch()
             page.locator(".note.steer", has_text="prefer small commits").wait_for()
@@ -109,7 +110,7 @@ def test_a_live_transcript_grows_without_a_reload_and_a_steer_reaches_the_model(
             answer.wait_for()
             assert page.evaluate("window.sameDocument") is True
             page.locator(".badge.s-done").first.wait_for()  # the summary re-rendered too
-            screenshot(page, "run-detail.png")
+            screenshot(page, "run-detail-done.png")
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
             said = "last said: Steering from the person running this agent: prefer small commits"

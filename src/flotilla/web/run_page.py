@@ -15,9 +15,12 @@ TRANSCRIPT_LIMIT = 5000
 
 def run_head(run: dict[str, Any], state: str) -> Safe:
     parent = h(' · part of {link}', link=run_link(run["parent_id"])) if run.get("parent_id") else ""
-    return h('<h1>{title}</h1><p class="meta">run <code>{id}</code> · {kind} · {badge} {reason} · started {ago}'
-             '{parent}</p>', title=run["title"] or run["id"], id=run["id"], kind=run["kind"], badge=badge(state),
-             reason=run["reason"] or "", ago=ago(run["created_at"]), parent=parent)
+    meta = run["meta"]
+    who = " · ".join(x for x in (meta.get("agent"), meta.get("model") or meta.get("lead_model")) if x)
+    return h('<h1>{title}</h1><p class="meta">run <code>{id}</code> · {kind}{who} · {badge} {reason} · started {ago}'
+             '{parent}</p>', title=run["title"] or run["id"], id=run["id"], kind=run["kind"],
+             who=f" · {who}" if who else "", badge=badge(state), reason=run["reason"] or "",
+             ago=ago(run["created_at"]), parent=parent)
 
 
 def actions(run: dict[str, Any], state: str) -> Safe:
