@@ -39,7 +39,16 @@ def test_actions_say_what_they_did_and_why_not(tmp_path: Path) -> None:
     store.emit(ModelCalled(run_id=done, provider="anthropic", model="claude-x<b>", role="executor", input_tokens=10,
                            output_tokens=5, cost_usd=0.25))
     store.finish_run(done, "done")
+    for i in range(55):  # more than a page of finished asks, older than the runs above
+        old = store.create_run("ask", f"old ask {i:02d}")
+        store.execute("UPDATE runs SET status = 'done', created_at = ? WHERE id = ?", (1_000_000 + i, old))
     for ui in serving(tmp_path / "store.db", repo):
+        first, second = httpx.get(ui.url).text, httpx.get(f"{ui.url}?page=1").text
+        assert "older →" in first and "old ask 54" in first and "old ask 09" in first and "old ask 08" not in first
+        assert "← newer" in second and "old ask 08" in second and "older →" not in second
+        asks = httpx.get(f"{ui.url}?kind=ask&status=done").text
+        assert "a finished run" not in asks and "a live run" not in asks and "old ask 54" in asks
+        assert "no runs match these filters" in httpx.get(f"{ui.url}?kind=race&status=limited").text
         listing = httpx.get(ui.url).text
         assert "waits for your approval" in listing and "crashed: resume it" in listing
         assert f"/runs/{crashed}" in listing.split('id="needs-you"')[1].split("</section>")[0]
@@ -66,7 +75,6 @@ def test_actions_say_what_they_did_and_why_not(tmp_path: Path) -> None:
 
         page = httpx.get(f"{ui.url}runs/nosuchrun")
         assert page.status_code == 400 and "no run &#x27;nosuchrun&#x27;" in page.text
-        assert httpx.get(f"{ui.url}?kind=race&status=failed").status_code == 200
         usage = httpx.get(f"{ui.url}usage").text
         assert "cost by model" in usage and "anthropic:claude-x&lt;b&gt;" in usage and "$0.2500" in usage
         assert os.path.exists(store.path)
