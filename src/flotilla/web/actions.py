@@ -1,8 +1,9 @@
 """What the buttons do: each calls the Session function the CLI command of the same name calls.
 
-``resume`` is the one exception in form, not in substance: it starts ``flotilla resume RUN`` as a
-process of its own, because a resumed run is a durable workflow (one durable runtime per process)
-and must not end when the dashboard does; its pid lands in the store, so `stop` reaches it as any run.
+``resume`` and ``gc`` are the exceptions in form, not in substance: they run ``flotilla resume RUN`` and
+``flotilla gc`` as processes of their own, because both start the durable runtime (one per process,
+not the dashboard's to hold), and a resumed run must not end when the dashboard does; its pid lands in
+the durable runtime's heartbeat, so the page knows it is alive and `stop` reaches it as any run.
 """
 
 from __future__ import annotations
@@ -62,11 +63,16 @@ def resume(session: Any, run_id: str, form: dict[str, str]) -> str:
 
 
 def gc(session: Any, form: dict[str, str]) -> str:
-    report = session.gc(dry_run=bool(form.get("dry_run")))
-    if not report.crashed_runs:
-        return "nothing to collect: no crashed runs left anything behind"
-    return (f"removed {len(report.removed_worktrees)} worktree(s) and {len(report.removed_branches)} branch(es) of "
-            f"{len(report.crashed_runs)} crashed run(s): {', '.join(report.crashed_runs)}")
+    """``flotilla gc`` in a process of its own: giving crashed durable runs up starts the durable runtime,
+    which is one per process and not the dashboard's to hold."""
+    command = [sys.executable, "-m", "flotilla.cli", "gc", "--store", session.store.path]
+    done = subprocess.run(command + (["--dry-run"] if form.get("dry_run") else []), cwd=session.project,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    said = "; ".join(lines[-8:]) or f"gc exited {done.returncode}"
+    if done.returncode:
+        raise UserError(said.removeprefix("error: "))
+    return said
 
 
 _children: list[subprocess.Popen[bytes]] = []

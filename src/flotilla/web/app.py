@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..errors import UserError
+from ..errors import FlotillaError, UserError
 from . import actions, fanout_page, live, race_page, run_page, runs_page, usage_page
 from ._html import Safe, h
 from ._layout import page
@@ -85,23 +85,17 @@ class Dashboard:
         back = f"/runs/{run_id}"
         try:
             said = await asyncio.to_thread(actions.RUN_ACTIONS[name], self.session, run_id, form)
-        except UserError as exc:
+        except FlotillaError as exc:  # said on the page, as the CLI says it on stderr
             said = f"not done: {exc}"
         return RedirectResponse(f"{back}?{urlencode({'said': said})}", status_code=303)
 
     async def gc(self, request: Request) -> Response:
         form = await _form(request)
         try:
-            said = await asyncio.to_thread(actions.gc, self.gc_session(), form)
-        except UserError as exc:
+            said = await asyncio.to_thread(actions.gc, self.session, form)
+        except FlotillaError as exc:
             said = f"not done: {exc}"
         return RedirectResponse(f"/?{urlencode({'said': said})}", status_code=303)
-
-    def gc_session(self) -> Any:
-        """gc gives crashed durable runs up for good, so it needs a durable Session (as `flotilla gc` has)."""
-        from ..session import Session
-
-        return Session(project=self.session.project, store=self.store, settings=self.session.settings)
 
     def static(self, request: Request) -> Response:
         name = request.path_params["name"]
