@@ -19,7 +19,7 @@ from test_race_support import make_repo
 from web_support import needs_browser, serving, wait_for
 
 needs_browser()  # skips this module, saying why, without Chromium or Playwright
-WAIT = {"tool_use": {"name": "Bash", "input": {"command": "while [ ! -f ../go ]; do sleep 0.05; done"}}}
+WAIT = {"tool_use": {"name": "Bash", "input": {"command": "while [ ! -f go ]; do sleep 0.05; done"}}}
 SCRIPT = {"waiter": [WAIT, {"text": "resumed and done"}]}
 
 
@@ -52,13 +52,13 @@ def test_a_crashed_run_resumed_from_the_page_finishes(tmp_path: Path, page: Any)
             wait_for(running, "the page to call the resumed run running")
             rows = store.execute("SELECT pid FROM flotilla_executors")
             resumed += [r["pid"] for r in rows if pid_alive(r["pid"])]
-            (tmp_path / "go").touch()
+            (repo / "go").touch()
             page.locator(".msg.assistant", has_text="resumed and done").wait_for()  # live, where it stopped
             page.locator(".meta .badge", has_text="done").wait_for()
         assert counts(url)["waiter"] == 2  # the one call made before the crash was not sent again
         assert store.get_run(record["id"])["status"] == "done"
     finally:
-        (tmp_path / "go").touch()
+        (repo / "go").touch()
         deadline = time.monotonic() + 30
         while any(pid_alive(p) for p in resumed) and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -27,7 +27,8 @@ def test_a_cli_race_appears_live_and_its_board_merges_the_winner(tmp_path: Path,
         page.wait_for_selector("#live.on")  # the event stream is open before the race begins
         assert page.locator("table.runs").count() == 0
         race = subprocess.Popen([*driver(tmp_path), "race", "Fix add", "-m", "scripted:slowgood", "-m", "scripted:bad",
-                                 "--check", CHECK, "--pick", "manual", "--no-durable", "--json"], cwd=repo,
+                                 "--check", CHECK, "--pick", "manual", "--no-durable", "--json",
+                                 "--sandbox", "off"], cwd=repo,  # a1 waits on a file outside its worktree
                                 env=env(store, FLOTILLA_TEST_GO=str(go)), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
