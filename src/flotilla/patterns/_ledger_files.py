@@ -24,6 +24,8 @@ FEATURE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 BLOCK_START = "<!-- flotilla:ledger:start (rendered by flotilla from features.json; edits here are replaced) -->"
 BLOCK_END = "<!-- flotilla:ledger:end -->"
 NOTES = "## Notes"
+DENY = ("Edit(./features.json)",)
+"""The permission rule every ledger agent runs under: its Write and Edit never touch the record."""
 
 FEATURE_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["id", "name", "description", "verify"],
@@ -129,6 +131,13 @@ def differences(text: str | None, features: list[dict[str, Any]], hashes: dict[s
         if set(got) - {*IDENTITY, "passes"}:
             problems.append(f"feature {f['id']!r} got fields of its own: {', '.join(sorted(set(got) - {*IDENTITY, 'passes'}))}")
     return problems
+
+
+def sandbox(session: Any, root: str) -> Any:
+    """The sandbox the ledger's checks (verify, smoke) run in: the project's ``[sandbox] checks``."""
+    from ..workspaces.sandbox import sandbox_for
+
+    return sandbox_for(session.settings_for(Path(root))).for_checks()
 
 
 def read(root: Path, name: str) -> str | None:

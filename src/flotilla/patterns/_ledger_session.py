@@ -30,7 +30,7 @@ from ..kernel.unit import UnitResult, Worker, WorkUnit
 from ..workspaces import create_worktree, merge_branch, open_repo, remove_worktree, resolve_commit
 from ..workspaces._git import git
 from . import _ledger_files as files
-from .ledger import DENY, sandbox
+from ._ledger_files import DENY, sandbox
 
 WORK_PROMPT = """You are session {number} of a long-horizon build, and you start fresh: what earlier sessions
 did is in PROGRESS.md and in `git log`.

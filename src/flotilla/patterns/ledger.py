@@ -31,15 +31,13 @@ from ..kernel.executor import Executor, task
 from ..store import new_id
 from ..workspaces import (create_worktree, ensure_excluded, merge_branch, open_repo, remove_worktree, require_branch,
                           require_clean, resolve_commit)
-from ..workspaces.sandbox import sandbox_for
 from ..workspaces.worktree import worktree_root
 from . import _ledger_files as files
+from . import _ledger_session  # noqa: F401 - registers flotilla.ledger.session
+from ._ledger_files import DENY, sandbox
 from ._race_plan import race_config
 
 __all__ = ["LedgerConfig", "begin_init", "begin_work", "add_feature", "find", "status", "record_cancelled"]
-
-DENY = ("Edit(./features.json)",)
-"""The permission rule every ledger agent runs under: its Write and Edit never touch the record."""
 
 INIT_PROMPT = """{goal}
 
@@ -138,10 +136,6 @@ async def init_task(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
 
 def _worktree(job: dict[str, Any], parent: str, name: str, base: str) -> Any:
     return create_worktree(open_repo(Path(job["root"])), parent, name, base, directory=job["worktree_dir"])
-
-
-def sandbox(session: Any, root: str) -> Any:
-    return sandbox_for(session.settings_for(Path(root))).for_checks()
 
 
 def _init_failed(session: Any, job: dict[str, Any], why: str) -> dict[str, Any]:
@@ -348,5 +342,3 @@ def _slug(name: str, taken: set[str]) -> str:
         slug, n = f"{base}-{n}", n + 1
     return slug
 
-
-from . import _ledger_session  # noqa: E402,F401 - registers flotilla.ledger.session
