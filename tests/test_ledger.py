@@ -197,3 +197,16 @@ def test_until_done_stops_when_the_budget_is_spent(tmp_path):
     assert "budget" in result["stop"] and not result["all_pass"]
     assert result["cost_usd"] <= 0.012  # the meter refused the call that would have gone over
     clean(repo)
+
+
+def test_the_offline_demo_builds_three_features_in_three_sessions_and_refuses_the_cheat():
+    import io
+
+    from rich.console import Console
+
+    from flotilla.demo_ledger import run_ledger_demo
+
+    printed = io.StringIO()
+    assert run_ledger_demo(Console(file=printed, width=200)) == 0
+    said = printed.getvalue()
+    assert "session 3: mul passes" in said and "refused: Write was refused by the permission rule" in said

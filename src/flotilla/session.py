@@ -311,11 +311,7 @@ class Session:
 
         if action in ("status", "add"):
             return ledger.status(self) if action == "status" else ledger.add_feature(self, goal or "", **options)
-        if action not in ("init", "work"):
-            raise UserError(f"no ledger action {action!r}: init, work, status or add")
-        job = ledger.begin_init(self, goal or "", **options) if action == "init" else ledger.begin_work(self, **options)
-        run_id, name = (job["ledger_id"], "flotilla.ledger.init") if action == "init" else (job["work_id"], "flotilla.ledger.work")
-        cancelled = (lambda: None) if action == "init" else (lambda: ledger.record_cancelled(self, job))
+        name, job, run_id, cancelled = ledger.begin(self, action, goal, **options)
         try:
             return await self._top(name, job, run_id, sink, on_cancel=cancelled)
         except Cancelled:

@@ -37,7 +37,7 @@ from . import _ledger_session  # noqa: F401 - registers flotilla.ledger.session
 from ._ledger_files import DENY, sandbox
 from ._race_plan import race_config
 
-__all__ = ["LedgerConfig", "begin_init", "begin_work", "add_feature", "find", "status", "record_cancelled"]
+__all__ = ["LedgerConfig", "begin", "begin_init", "begin_work", "add_feature", "find", "status", "record_cancelled"]
 
 INIT_PROMPT = """{goal}
 
@@ -60,6 +60,19 @@ class LedgerConfig(BaseModel):
     """The session cap of ``--until-done`` when ``--sessions`` is not given."""
     max_dry: int = 3
     """Sessions in a row without progress after which ``flotilla ledger work`` stops."""
+
+
+def begin(session: Any, action: str, goal: str | None, **options: Any) -> tuple[str, dict[str, Any], str, Any]:
+    """What ``Session.ledger`` starts for ``init`` or ``work``: the task, its job, its run id, and what
+    records a stop (Ctrl-C) of it."""
+    if action == "init":
+        job = begin_init(session, goal or "", **options)
+        return "flotilla.ledger.init", job, job["ledger_id"], lambda: _init_failed(session, job, "stopped by the user",
+                                                                                   "cancelled")
+    if action == "work":
+        job = begin_work(session, **options)
+        return "flotilla.ledger.work", job, job["work_id"], lambda: record_cancelled(session, job)
+    raise UserError(f"no ledger action {action!r}: init, work, status or add")
 
 
 def find(session: Any, *, required: bool = True) -> dict[str, Any] | None:
@@ -138,12 +151,13 @@ def _worktree(job: dict[str, Any], parent: str, name: str, base: str) -> Any:
     return create_worktree(open_repo(Path(job["root"])), parent, name, base, directory=job["worktree_dir"])
 
 
-def _init_failed(session: Any, job: dict[str, Any], why: str) -> dict[str, Any]:
+def _init_failed(session: Any, job: dict[str, Any], why: str, status: str = "failed") -> dict[str, Any]:
+    """An initializer that ended without a ledger (no valid answer, or stopped): nothing is left behind."""
     _drop_worktrees(job, job["ledger_id"])
-    session.store.update_meta(job["ledger_id"], state="failed")
-    session.store.finish_run(job["ledger_id"], "failed", why)
-    session.emit(RunFinished(run_id=job["ledger_id"], status="failed", reason=why))
-    return {"ledger_id": job["ledger_id"], "status": "failed", "reason": why}
+    session.store.update_meta(job["ledger_id"], state=status)
+    session.store.finish_run(job["ledger_id"], status, why)
+    session.emit(RunFinished(run_id=job["ledger_id"], status=status, reason=why))
+    return {"ledger_id": job["ledger_id"], "status": status, "reason": why}
 
 
 async def _record_init(session: Any, job: dict[str, Any], submitted: dict[str, Any]) -> dict[str, Any]:
