@@ -171,6 +171,29 @@ def test_edits_to_features_json_by_write_sed_and_commit_are_refused_or_reverted_
     clean(repo)
 
 
+def test_work_refuses_while_another_work_run_is_recorded_as_running(tmp_path):
+    repo, s = initialized(tmp_path, {})
+    ledger_id = record(s)["ledger_id"]
+    s.store.create_run("ledger-work", "crashed", parent_id=ledger_id, run_id="crashedrun")
+    with pytest.raises(UserError, match="flotilla resume crashedrun"):
+        work(s)
+
+
+def test_work_the_base_does_not_take_stays_on_its_branch_and_changes_nothing(tmp_path):
+    def meddle(request):  # a person edits main while the session works: the merge is refused
+        (repo / "README.md").write_text("# calc, edited\n")
+        return reply("add is implemented.")
+
+    repo, s = initialized(tmp_path, {1: [tool_call("Write", {"file_path": "calc.py", "content": calc_with("add")}),
+                                         meddle]})
+    [row] = work(s)["sessions"]
+    assert row["merge_error"] and "uncommitted" in row["merge_error"] and not row["passed"] and not row["progress"]
+    assert not any(f["passes"] for f in record(s)["features"]) and not on_main(repo)[0]["passes"]
+    assert sh(repo, "git", "worktree", "list").count("\n") == 0
+    branch = sh(repo, "git", "branch", "--list", "flotilla/*").strip()
+    assert "def add" in sh(repo, "git", "show", f"{branch}:calc.py")
+
+
 def test_a_regression_is_flipped_back_with_a_note(tmp_path):
     breaks_add = session_steps(calc_with("add", "sub", add="a * b"), "sub is implemented.")
     repo, s = initialized(tmp_path, {1: DEMO_SESSIONS[1], 2: breaks_add})

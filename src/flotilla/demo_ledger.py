@@ -83,14 +83,15 @@ DEMO_SESSIONS = {1: session_steps(calc_with("add"), "add is implemented."),
 
 def by_session(scripts: dict[int, list[Any]], name: str = "scripted:workers") -> FunctionModel:
     """One model for every worker session: the script of the session its prompt names, played from the
-    turn the transcript has reached (so a fresh run of the same session starts its script again)."""
+    turn the transcript has reached (so a fresh run of the same session starts its script again); a step
+    may be a function of the request."""
 
     def answer(request: Any) -> Any:
         first = request.messages[0].content
         text = first if isinstance(first, str) else " ".join(getattr(b, "text", "") for b in first)
         number = int(re.search(r"You are session (\d+)", text).group(1))  # type: ignore[union-attr]
-        turn = sum(1 for m in request.messages if m.role == "assistant")
-        return scripts[number][turn]
+        step = scripts[number][sum(1 for m in request.messages if m.role == "assistant")]
+        return step(request) if callable(step) else step
 
     return FunctionModel(answer, name=name)
 

@@ -29,6 +29,7 @@ from ..kernel.executor import Executor, task
 from ..kernel.unit import UnitResult, Worker, WorkUnit
 from ..workspaces import create_worktree, merge_branch, open_repo, remove_worktree, resolve_commit
 from ..workspaces._git import git
+from ..workspaces.worktree import worktree_root
 from . import _ledger_files as files
 from ._ledger_files import DENY, sandbox
 
@@ -121,7 +122,8 @@ def _record(session: Any, job: dict[str, Any], start: dict[str, Any], unit: Unit
     """Applies the session to the record, lands it on the base branch, records it once under its number."""
     store, n = session.store, job["number"]
     ledger = store.get_run(job["ledger_id"])["meta"]
-    if str(n) in ledger["history"]:
+    if str(n) in ledger["history"]:  # recorded already (a crash after that): only the clean-up may be left
+        _drop(job)
         return ledger["history"][str(n)]
     features = [dict(f) for f in ledger["features"]]
     by_id = {f["id"]: f for f in features}
@@ -168,11 +170,19 @@ def _record(session: Any, job: dict[str, Any], start: dict[str, Any], unit: Unit
     history = {**ledger["history"], str(n): row}
     store.update_meta(job["ledger_id"], features=updated["features"], log=updated["log"],
                       current_state=updated["current_state"], history=history, sessions=len(history))
-    if merge_error is None:
-        remove_worktree(open_repo(Path(job["root"])), wt.path, branch=wt.branch)
+    _drop(job)
     session.emit(LedgerSessionEnded(run_id=job["work_id"], session=n, feature=tid, passed=row["passed"],
                                     reverted=start["reverted"] + checks["tampered"], regressed=regressed))
     return row
+
+
+def _drop(job: dict[str, Any]) -> None:
+    """Removes the session's worktree, and its branch unless it holds work the base did not take."""
+    repo = open_repo(Path(job["root"]))
+    branch = f"flotilla/{job['work_id']}/{_name(job)}"
+    merged = git(repo.root, "merge-base", "--is-ancestor", branch, job["base_branch"], check=False).returncode == 0
+    remove_worktree(repo, worktree_root(repo, job["worktree_dir"]) / job["work_id"] / _name(job),
+                    branch=branch if merged else None)
 
 
 def _denials(store: Any, run_id: str) -> list[str]:

@@ -223,6 +223,10 @@ def begin_work(session: Any, *, sessions: int | None = None, until_done: bool = 
     require_clean(repo)
     if agent not in session.agents_for(repo.root):
         raise UserError(f"no agent named {agent!r} (--agent); flotilla agents lists them")
+    busy = [r["id"] for r in session.store.list_runs(kind="ledger-work", parent_id=record["id"]) if r["status"] == "running"]
+    if busy:  # two at once would build the same feature
+        raise UserError(f"`flotilla ledger work` is running already (run {busy[0]}): wait for it, or if it crashed, "
+                        f"`flotilla resume {busy[0]}`")
     work_id = new_id()
     cap = sessions or (config.max_sessions if until_done else 1)
     job = {"work_id": work_id, "ledger_id": record["id"], "root": record["meta"]["root"],
@@ -262,7 +266,7 @@ def _next(session: Any, job: dict[str, Any], rows: list[dict[str, Any]]) -> dict
     stop = None
     if all(f["passes"] for f in ledger["features"]):
         stop = "every feature passes"
-    elif rows and rows[-1]["unit_status"] == "budget" or job["budget_usd"] and spent >= job["budget_usd"]:
+    elif job["budget_usd"] and (spent >= job["budget_usd"] or rows and rows[-1]["unit_status"] == "budget"):
         stop = f"the budget of ${job['budget_usd']:.2f} is spent (${spent:.4f})"
     elif dry >= job["max_dry"]:
         stop = f"no progress in {dry} sessions in a row"
