@@ -8,7 +8,10 @@ import json
 import signal
 import subprocess
 
-from flotilla.demo_ledger import CALC, FEATURES, GOAL, SMOKE, calc_with, make_repo
+from flotilla import Session
+from flotilla.config import load_settings
+from flotilla.demo_ledger import FEATURES, GOAL, calc_with, initializer_steps, make_repo
+from flotilla.testing import ScriptedModel
 from flotilla.store import SQLiteStore
 from test_durable_race_crash import FLOTILLA, counts, events, wait_for, with_fake_provider
 from test_race_support import sh
@@ -19,21 +22,29 @@ def write(path: str, content: str) -> dict:
 
 
 SCRIPT = {
-    "init": [{"tool_uses": [write("calc.py", CALC), write("init.sh", SMOKE)]},
-             {"tool_uses": [{"name": "submit_features", "input": {"features": FEATURES[:2], "smoke": "sh init.sh"}}]}],
     "w": [{"tool_uses": [write("calc.py", calc_with("add"))]}, {"text": "add done"},  # session 1
           {"tool_uses": [write("calc.py", calc_with("add", "sub"))]},  # session 2: this call finishes,
           {"delay": 60, "text": "never sent"}, {"text": "sub done after the resume"}],  # this one is in flight
 }
 
 
-def test_kill_9_mid_session_then_resume_counts_every_session_once(tmp_path):
+def initialized(tmp_path, script):
+    """The repository pointed at the fake provider, its ledger planned in this process (a scripted
+    initializer; `flotilla ledger init` is the same Session call), into the store the CLI reads."""
     repo = make_repo(tmp_path / "calc")
-    fake, url, env = with_fake_provider(tmp_path, SCRIPT, repo)
+    fake, url, env = with_fake_provider(tmp_path, script, repo)
+    settings = load_settings(cwd=repo, environ={}, user_file=repo / "no-user-config.toml")
+    init = ScriptedModel(initializer_steps(FEATURES[:2]), name="scripted:init")
+    session = Session(project=repo, durable=False, settings=settings, models={"scripted:init": init},
+                      home=repo / "no-home")
+    assert session.ledger_sync("init", GOAL, model="scripted:init")["status"] == "done"
+    session.store.close()
+    return repo, fake, url, env
+
+
+def test_kill_9_mid_session_then_resume_counts_every_session_once(tmp_path):
+    repo, fake, url, env = initialized(tmp_path, SCRIPT)
     try:
-        init = subprocess.run([FLOTILLA, "ledger", "init", GOAL, "-m", "fake:init", "--json"], cwd=repo, env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert init.returncode == 0, init.stderr
         db = repo / ".flotilla" / "flotilla.db"
         run = subprocess.Popen([FLOTILLA, "ledger", "work", "--sessions", "2", "-m", "fake:w", "--json"], cwd=repo,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -50,7 +61,7 @@ def test_kill_9_mid_session_then_resume_counts_every_session_once(tmp_path):
         assert [(r["number"], r["feature"], r["passed"]) for r in result["sessions"]] == [(1, "add", True),
                                                                                          (2, "sub", True)]
         assert result["all_pass"] and result["stop"] == "every feature passes"
-        assert counts(url) == {"init": 2, "w": 5}  # only the call in flight at the kill was sent again
+        assert counts(url) == {"w": 5}  # only the call in flight at the kill was sent again
         assert sorted(e["attempt"] for e in events(db, "AttemptStarted")) == ["s1", "s2"]  # one worker each, ever
         assert [e["session"] for e in events(db, "LedgerSessionEnded")] == [1, 2]
         ledger = SQLiteStore(db).get_run(result["ledger_id"])["meta"]
@@ -69,13 +80,9 @@ def test_kill_9_mid_session_then_resume_counts_every_session_once(tmp_path):
 
 
 def test_sigterm_stops_the_work_for_good_and_leaves_no_worktree(tmp_path):
-    script = {"init": SCRIPT["init"], "w": [{"tool_uses": [write("calc.py", calc_with("add"))]},
-                                            {"delay": 60, "text": "never sent"}]}
-    repo = make_repo(tmp_path / "calc")
-    fake, url, env = with_fake_provider(tmp_path, script, repo)
+    script = {"w": [{"tool_uses": [write("calc.py", calc_with("add"))]}, {"delay": 60, "text": "never sent"}]}
+    repo, fake, url, env = initialized(tmp_path, script)
     try:
-        assert subprocess.run([FLOTILLA, "ledger", "init", GOAL, "-m", "fake:init"], cwd=repo, env=env,
-                              capture_output=True, timeout=120).returncode == 0
         run = subprocess.Popen([FLOTILLA, "ledger", "work", "-m", "fake:w"], cwd=repo, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: counts(url).get("w") == 2 or run.poll() is not None, timeout=60)
