@@ -34,10 +34,10 @@ from . import advisor as advising
 from .environment import Environment
 from .hooks import Hooks
 from .limits import effective_limits
+from .permissions import parse_rule
 from .result import RUN_STATUS, AgentResult, Limits
 from .seam import InMemorySteps
 from .spec import AgentSpec
-from .permissions import parse_rule
 from .steering import MID_SYSTEM_KINDS, read_only_notice, steering_message
 from .submit import Submission
 from .subagents import Subagents

@@ -90,8 +90,8 @@ def _check_budget(value: float | None) -> None:
         raise UserError(f"--budget-usd must be more than 0 (got {value})")
 
 
-def _models(session: Any, model: str | None) -> str:
-    name = model or session.settings.model
+def _models(session: Any, model: Any) -> str:
+    name = session.model_name(model) or session.settings.model
     if name and name not in session._models:  # resolves and has its key, before anything exists
         session.build_model(session.catalog.resolve(name))
     return name
