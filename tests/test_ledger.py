@@ -118,6 +118,7 @@ def test_a_worker_session_end_to_end_in_a_fresh_context(tmp_path):
 
     added = s.ledger_sync("add", "calc.div", verify=verify("add"), description="integer division")
     assert added["id"] == "calc-div" and [f["id"] for f in on_main(repo)][-1] == "calc-div"
+    assert "proves nothing" in added["note"]  # its verify (add's) passes already
     assert "added by a person: `calc-div`" in (repo / "PROGRESS.md").read_text()
     with pytest.raises(UserError, match="used twice"):
         s.ledger_sync("add", "again", verify="true", feature_id="add")

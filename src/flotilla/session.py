@@ -310,7 +310,7 @@ class Session:
         from .patterns import ledger
 
         if action in ("status", "add"):
-            return ledger.status(self) if action == "status" else ledger.add_feature(self, goal or "", **options)
+            return ledger.status(self) if action == "status" else await ledger.add_feature(self, goal or "", **options)
         name, job, run_id, cancelled = ledger.begin(self, action, goal, **options)
         try:
             return await self._top(name, job, run_id, sink, on_cancel=cancelled)

@@ -112,7 +112,8 @@ def add(name: str = typer.Argument(..., help="The feature, in one line."),
     """Add a feature: the one way features grow (a person's act, recorded and committed)."""
     added = _session(store, durable=False).ledger_sync("add", name, verify=verify, description=description,
                                                         feature_id=feature_id)
-    out.print(f"added {added['id']}: {added['name']}", highlight=False, markup=False)
+    out.print(f"added {added['id']}: {added['name']}" + (f" (flagged: {added['note']})" if added["note"] else ""),
+              highlight=False, markup=False)
 
 
 def demo_ledger(keep: bool) -> int:

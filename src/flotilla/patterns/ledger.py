@@ -320,9 +320,10 @@ def status(session: Any) -> dict[str, Any]:
             "sessions": meta["sessions"], "cost_usd": cost, "log": meta["log"], "table": files.status_table(meta)}
 
 
-def add_feature(session: Any, name: str, *, verify: str, description: str | None = None,
-                feature_id: str | None = None) -> dict[str, Any]:
-    """``flotilla ledger add``: a person adds a feature, the one way features grow; recorded and committed."""
+async def add_feature(session: Any, name: str, *, verify: str, description: str | None = None,
+                      feature_id: str | None = None) -> dict[str, Any]:
+    """``flotilla ledger add``: a person adds a feature, the one way features grow; recorded and committed.
+    Its verify runs once, and one that passes already is flagged, as at init."""
     record = find(session)
     meta = record["meta"]
     raw = {"id": feature_id or _slug(name, {f["id"] for f in meta["features"]}), "name": name,
@@ -341,6 +342,9 @@ def add_feature(session: Any, name: str, *, verify: str, description: str | None
     add_id, head = new_id(), resolve_commit(repo, "HEAD")
     wt = _worktree(job, add_id, "add", head)
     try:
+        done = await wt.run(new["verify"], timeout=meta["check_timeout_s"], sandbox=sandbox(session, meta["root"]))
+        if done.passed:
+            new["note"] = "its verify passed before any work: it proves nothing as written"
         files.write(wt.path, ledger)
         wt.commit(f"flotilla ledger: feature {new['id']} added by a person")
         merge_branch(repo, wt.branch, base_branch=meta["base_branch"], base_commit=head,
