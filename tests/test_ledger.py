@@ -26,15 +26,18 @@ def sh(cwd: Path, *args: str) -> str:
     return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def make_session(repo: Path, sessions: dict[int, list[Any]] | None = None, init: list[Any] | None = None) -> Session:
+def make_session(repo: Path, sessions: dict[int, list[Any]] | Any = None, init: list[Any] | None = None,
+                 initializer: ScriptedModel | None = None) -> Session:
     settings = load_settings(cwd=repo, environ={}, user_file=repo / "no-user-config.toml")
-    models = {"scripted:init": lambda: ScriptedModel(list(init or initializer_steps()), name="scripted:init"),
-              "scripted:workers": by_session(sessions or {})}
+    models = {"scripted:init": initializer or (lambda: ScriptedModel(list(init or initializer_steps()),
+                                                                     name="scripted:init")),
+              "scripted:workers": sessions if hasattr(sessions, "request") else by_session(sessions or {})}
     return Session(project=repo, durable=False, store=SQLiteStore(repo.parent / "store.db"), settings=settings,
                    models=models, home=repo / "no-home")
 
 
-def initialized(tmp_path: Path, sessions: dict[int, list[Any]]) -> tuple[Path, Session]:
+def initialized(tmp_path: Path, sessions: dict[int, list[Any]] | Any) -> tuple[Path, Session]:
+    """A planned ledger; ``sessions`` are the workers' scripts by session number (or their model)."""
     repo = make_repo(tmp_path / "calc")
     s = make_session(repo, sessions)
     assert s.ledger_sync("init", GOAL, model="scripted:init")["status"] == "done"
@@ -87,8 +90,7 @@ def test_init_refuses_an_invalid_feature_list_with_the_errors(tmp_path):
     repo = make_repo(tmp_path / "calc")
     dup = [FEATURES[0], {**FEATURES[0], "verify": ""}]
     model = ScriptedModel([tool_call("submit_features", {"features": dup, "smoke": "sh init.sh"})] * 3, name="scripted:init")
-    s = make_session(repo)
-    s._models["scripted:init"] = model
+    s = make_session(repo, initializer=model)
     result = s.ledger_sync("init", GOAL, model="scripted:init")
     assert result["status"] == "failed" and "no valid feature list" in result["reason"]
     said = model.calls[1].messages[-1].model_dump_json()
@@ -99,7 +101,8 @@ def test_init_refuses_an_invalid_feature_list_with_the_errors(tmp_path):
 
 
 def test_a_worker_session_end_to_end_in_a_fresh_context(tmp_path):
-    repo, s = initialized(tmp_path, {1: DEMO_SESSIONS[1]})
+    workers = by_session({1: DEMO_SESSIONS[1]})
+    repo, s = initialized(tmp_path, workers)
     result = work(s)
 
     [row] = result["sessions"]
@@ -108,7 +111,7 @@ def test_a_worker_session_end_to_end_in_a_fresh_context(tmp_path):
     assert "def add" in sh(repo, "git", "show", "main:calc.py")
     progress = (repo / "PROGRESS.md").read_text()
     assert "- [x] `add`" in progress and "session 1: `add` passes" in progress and "Implement `sub`" in progress
-    first = s._models["scripted:workers"].calls[0]
+    first = workers.calls[0]
     assert len(first.messages) == 1 and "You are session 1" in first.messages[0].content  # nothing before it
     assert "planned three features" not in json.dumps([m.model_dump(mode="json") for m in first.messages])
     status = record(s)
@@ -126,18 +129,20 @@ def test_a_worker_session_end_to_end_in_a_fresh_context(tmp_path):
 
 
 def test_a_red_smoke_test_at_the_start_is_the_sessions_first_job(tmp_path):
-    repo, s = initialized(tmp_path, {1: session_steps(calc_with("add"), "fixed the syntax error, add works")})
+    workers = by_session({1: session_steps(calc_with("add"), "fixed the syntax error, add works")})
+    repo, s = initialized(tmp_path, workers)
     (repo / "calc.py").write_text("def broken(:\n")
     sh(repo, "git", "commit", "-qam", "a person breaks the build")
     [row] = work(s)["sessions"]
     assert not row["smoke_before"] and row["smoke_after"] and row["passed"]
-    prompt = s._models["scripted:workers"].calls[0].messages[0].content
+    prompt = workers.calls[0].messages[0].content
     assert "It FAILS now: fixing it comes first" in prompt and "SyntaxError" in prompt
 
 
 def test_a_model_claiming_success_while_the_verify_fails_stays_false(tmp_path):
     wrong = session_steps(calc_with("add", add="a - b"), "add is done and works perfectly.")
-    repo, s = initialized(tmp_path, {1: wrong, 2: DEMO_SESSIONS[1]})
+    workers = by_session({1: wrong, 2: DEMO_SESSIONS[1]})
+    repo, s = initialized(tmp_path, workers)
     [row] = work(s)["sessions"]
     assert not row["passed"] and not row["progress"] and not row["verify"] and row["smoke_after"]
     [add, *_] = record(s)["features"]
@@ -145,7 +150,7 @@ def test_a_model_claiming_success_while_the_verify_fails_stays_false(tmp_path):
     assert not on_main(repo)[0]["passes"] and "Last attempt failed" in (repo / "PROGRESS.md").read_text()
 
     [row] = work(s)["sessions"]  # the next session is told why the last one failed
-    assert row["passed"] and "The last attempt failed" in s._models["scripted:workers"].calls[-1].messages[0].content
+    assert row["passed"] and "The last attempt failed" in workers.calls[-1].messages[0].content
 
 
 def test_edits_to_features_json_by_write_sed_and_commit_are_refused_or_reverted_and_reported(tmp_path):
