@@ -66,7 +66,7 @@ def work(sessions: Optional[int] = typer.Option(None, "--sessions", min=1,
     """Worker sessions, each fresh: smoke test first, the first failing feature; flotilla runs its verify."""
     result = _session(store, durable_run).ledger_sync("work", sessions=sessions, model=model, until_done=until_done,
                                                        budget_usd=budget_usd, max_dry=max_dry, agent=agent,
-                                                       max_turns=max_turns)
+                                                       max_turns=max_turns, sink=None if as_json else _Live())
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -76,6 +76,20 @@ def work(sessions: Optional[int] = typer.Option(None, "--sessions", min=1,
                   f"(${result['cost_usd']:.4f})", highlight=False, markup=False)
     if result["sessions"] and not any(r["progress"] for r in result["sessions"]):
         raise SystemExit(1)
+
+
+class _Live:
+    """Says each session's end as it happens (a session with a real model can take many minutes)."""
+
+    def emit(self, event: Any) -> None:
+        from ..events import AttemptStarted, LedgerSessionEnded
+
+        if isinstance(event, AttemptStarted):
+            out.print(f"session {event.attempt[1:]} started ({event.agent}, {event.model})", highlight=False,
+                      markup=False)
+        elif isinstance(event, LedgerSessionEnded):
+            out.print(f"session {event.session} verified by flotilla: {event.feature} "
+                      f"{'passes' if event.passed else 'does not pass'}", highlight=False, markup=False)
 
 
 def session_line(row: dict[str, Any]) -> str:
