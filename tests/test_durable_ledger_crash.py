@@ -87,8 +87,9 @@ def test_sigterm_stops_the_work_for_good_and_leaves_no_worktree(tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: counts(url).get("w") == 2 or run.poll() is not None, timeout=60)
         run.send_signal(signal.SIGTERM)
-        _, err = run.communicate(timeout=30)
+        said, err = run.communicate(timeout=30)
         assert run.returncode != 0 and "stopped by SIGTERM" in err
+        assert "session 1 started (implementer, fake:w)" in said  # said live, as it happened
         db = repo / ".flotilla" / "flotilla.db"
         work_id = next(e["run_id"] for e in events(db, "RunStarted") if e["kind"] == "ledger-work")
         store = SQLiteStore(db)
