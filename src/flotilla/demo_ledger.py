@@ -13,11 +13,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -103,38 +100,22 @@ def demo_models() -> dict[str, Any]:
 
 def run_ledger_demo(console: Any, *, keep: bool = False) -> int:
     """Runs the demo end to end; 0 when three sessions made every feature pass and the cheat was refused."""
-    from .config import load_settings
+    from ._demo_room import room
     from .patterns._ledger_files import status_table
-    from .session import Session
-    from .store import SQLiteStore
 
-    started = time.monotonic()
-    root = Path(tempfile.mkdtemp(prefix="flotilla-demo-")) / "calc"
-    try:
-        make_repo(root)
-        console.print(f"[bold]flotilla demo ledger[/]: a long-horizon build in a throwaway repository, {root}")
+    with room("calc", make_repo, demo_models(), keep=keep) as r:
+        console.print(f"[bold]flotilla demo ledger[/]: a long-horizon build in a throwaway repository, {r.root}")
         console.print(f"  goal: {GOAL}\n  initializer and workers: scripted; session 2 tries to edit features.json\n")
-        settings = load_settings(cwd=root, environ={}, user_file=root / "no-user-config.toml")
-        store = SQLiteStore(root / ".flotilla" / "flotilla.db")
-        session = Session(project=root, durable=False, store=store, settings=settings, models=demo_models(),
-                          home=root / "no-home")
-        init = session.ledger_sync("init", GOAL, model="scripted:initializer")
+        init = r.session.ledger_sync("init", GOAL, model="scripted:initializer")
         console.print(f"initializer: {len(init['features'])} features planned, smoke test "
                       f"{'green' if init['smoke_passed'] else 'red'}", highlight=False)
-        work = session.ledger_sync("work", until_done=True, sessions=5, model="scripted:workers")
+        work = r.session.ledger_sync("work", until_done=True, sessions=5, model="scripted:workers")
         for row in work["sessions"]:
             said = f"session {row['number']}: {row['feature']} {'passes' if row['passed'] else 'still fails'}"
             for denial in row["denials"]:
                 said += f"\n  refused: {denial}"
             console.print(said, highlight=False, markup=False)
         console.print(f"stopped: {work['stop']}\n", highlight=False)
-        console.print(status_table(store.get_run(work["ledger_id"])["meta"]), highlight=False, markup=False)
+        console.print(status_table(r.store.get_run(work["ledger_id"])["meta"]), highlight=False, markup=False)
         ok = work["all_pass"] and len(work["sessions"]) == 3 and bool(work["sessions"][1]["denials"])
-        console.print(f"\n{'[bold green]as expected[/]' if ok else '[bold red]unexpected outcome[/]'} — demo done in "
-                      f"{time.monotonic() - started:.1f}s. "
-                      + (f"The repository is kept at {root}." if keep else "The temporary repository is removed."))
-        store.close()
-        return 0 if ok else 1
-    finally:
-        if not keep:
-            shutil.rmtree(root.parent, ignore_errors=True)
+        return r.finish(console, ok)
