@@ -9,7 +9,7 @@ from . import _data
 from ._html import Safe, h, join
 from ._layout import action, ago, badge, duration, money, run_link, table
 
-KINDS = ("agent", "race", "fanout", "eval", "ask", "pipeline", "review", "ledger")
+KINDS = ("agent", "race", "fanout", "ledger", "eval", "ask", "pipeline", "review")
 STATUSES = ("running", "done", "failed", "cancelled", "limited")
 
 
