@@ -39,13 +39,21 @@ def test_actions_say_what_they_did_and_why_not(tmp_path: Path) -> None:
     store.emit(ModelCalled(run_id=done, provider="anthropic", model="claude-x<b>", role="executor", input_tokens=10,
                            output_tokens=5, cost_usd=0.25))
     store.finish_run(done, "done")
+    evaluation = store.create_run("eval", "eval tasks: a vs b")
+    summary = [{"config": c, "tasks": 2, "pass@1": p, "any@N": 2, "selected@N": sel, "selector_loss": 2 - sel,
+                "pass@1_rate": p / 2, "any@N_rate": 1.0, "selected@N_rate": sel / 2, "selector_loss_rate": (2 - sel) / 2,
+                "cost_per_task": 0.01, "seconds_per_task": 3.0} for c, p, sel in (("a<i>", 1, 1), ("b", 1, 2))]
+    store.finish_run(evaluation, "done", result={"summary": summary, "results": [
+        {"config": "b", "task": "t1", "status": "done", "first_solved": True, "any_solved": True,
+         "selected_solved": True, "attempts": [{}, {}], "cost_usd": 0.02, "seconds": 3.0}]})
     for i in range(55):  # more than a page of finished asks, older than the runs above
         old = store.create_run("ask", f"old ask {i:02d}")
         store.execute("UPDATE runs SET status = 'done', created_at = ? WHERE id = ?", (1_000_000 + i, old))
     for ui in serving(tmp_path / "store.db", repo):
         first, second = httpx.get(ui.url).text, httpx.get(f"{ui.url}?page=1").text
-        assert "older →" in first and "old ask 54" in first and "old ask 09" in first and "old ask 08" not in first
-        assert "← newer" in second and "old ask 08" in second and "older →" not in second
+        # 5 newer runs and asks 54..10 fill the first page of 50; 09..00 are on the second
+        assert "older →" in first and "old ask 54" in first and "old ask 10" in first and "old ask 09" not in first
+        assert "← newer" in second and "old ask 09" in second and "older →" not in second
         asks = httpx.get(f"{ui.url}?kind=ask&status=done").text
         assert "a finished run" not in asks and "a live run" not in asks and "old ask 54" in asks
         assert "no runs match these filters" in httpx.get(f"{ui.url}?kind=race&status=limited").text
@@ -75,6 +83,8 @@ def test_actions_say_what_they_did_and_why_not(tmp_path: Path) -> None:
 
         page = httpx.get(f"{ui.url}runs/nosuchrun")
         assert page.status_code == 400 and "no run &#x27;nosuchrun&#x27;" in page.text
+        shown = httpx.get(f"{ui.url}runs/{evaluation}").text
+        assert "a&lt;i&gt;" in shown and "2/2 (100%)" in shown and "selector loss" in shown and "t1" in shown
         usage = httpx.get(f"{ui.url}usage").text
         assert "cost by model" in usage and "anthropic:claude-x&lt;b&gt;" in usage and "$0.2500" in usage
         assert os.path.exists(store.path)
