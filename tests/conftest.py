@@ -45,10 +45,11 @@ def fake_provider(fake_provider_host: FakeProviderHost) -> Iterator[Callable[...
         provider.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium under Playwright, one for the session (the dashboard's browser tests); skips
-    with the reason when it or Playwright is missing."""
+    """Debian's Chromium under Playwright, one per module of the dashboard's browser tests; skips with the
+    reason when it or Playwright is missing. Not one per session: while Playwright's sync API is open, the
+    thread counts as running an event loop, and every later test's ``asyncio.run`` would refuse to start."""
     from web_support import launch, needs_browser
 
     sync_api = needs_browser()
