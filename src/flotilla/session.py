@@ -301,6 +301,27 @@ class Session:
             if asking is not None:
                 asking.cancel()
 
+    async def review(self, task: str | None = None, *, reviewer: str | Model, writer: str | Model | None = None,
+                     sink: EventSink | None = None, **options: Any) -> dict[str, Any]:
+        """The writer implements ``task`` (or ``branch=B`` is reviewed as it is), the reviewer reviews the
+        diff, the writer fixes the blocking findings, until clean or ``rounds``; returns the report as
+        JSON. ``options`` are ``patterns.review.begin``'s. Nothing is merged (``merge(run_id)`` is yours)."""
+        from .patterns import review as reviewing
+
+        begun = reviewing.begin(self, task, reviewer=self.model_name(reviewer) or "",
+                                writer=self.model_name(writer), **options)
+        return await self._pattern("flotilla.review", begun.review_id, begun, sink, reviewing.record_cancelled)
+
+    async def _pattern(self, name: str, run_id: str, begun: Any, sink: EventSink | None,
+                       cancelled: Callable[[Any, dict[str, Any]], None]) -> dict[str, Any]:
+        if sink is not None:
+            sink.emit(begun.started_event())
+        try:
+            return await self._top(name, begun.job, run_id, sink, on_cancel=lambda: cancelled(self, begun.job))
+        except Cancelled:
+            cancelled(self, begun.job)
+            raise
+
     async def _ask_approval(self, run_id: str, approve: Callable[[list[dict[str, Any]]], bool]) -> None:
         while (self.store.get_run(run_id)["meta"].get("state") != "awaiting approval"):
             await asyncio.sleep(0.1)
@@ -359,6 +380,10 @@ class Session:
         fan-out run with ``pick="manual"``, its integration branch."""
         from .patterns.race import merge_attempt
 
+        if self.store.get_run(race_id)["kind"] in ("review", "pipeline"):
+            from .patterns.review import merge_review
+
+            return merge_review(self, race_id)
         if self.store.get_run(race_id)["kind"] == "fanout":
             from .patterns.fanout import merge_integration
 
@@ -401,6 +426,9 @@ class Session:
 
     def fanout_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.fanout(*args, **kwargs))
+
+    def review_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._sync(lambda: self.review(*args, **kwargs))
 
     def resume_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.resume(*args, **kwargs))
@@ -474,7 +502,7 @@ class Session:
 def load_tasks() -> None:
     """Imports the modules that register tasks (a durable run's code must be known before launch)."""
     from .kernel import agent_run, unit  # noqa: F401
-    from .patterns import fanout, race  # noqa: F401
+    from .patterns import fanout, race, review  # noqa: F401
 
 
 def _session_for(job: dict[str, Any]) -> Session:
