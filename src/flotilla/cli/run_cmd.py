@@ -312,6 +312,10 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
         from ._sampled import sampled_report
 
         out.print(sampled_report(run["result"]))
+    if run["kind"] == "review" and run["result"]:
+        from ..patterns._review_report import render as render_review
+
+        out.print(render_review(run["result"]), highlight=False, markup=False)
     if run["kind"] == "fanout" and run["result"]:
         from ..patterns._fanout_report import render
 

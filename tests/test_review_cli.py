@@ -1,0 +1,72 @@
+"""`flotilla review` through the real CLI against the fake provider: write → review → fix → clean, the
+same-lab warning, `flotilla show` and `flotilla merge`; review of an existing branch; bad flags."""
+
+from __future__ import annotations
+
+import json
+
+from review_support import FIXED, finding
+from test_durable_race_crash import counts, with_fake_provider
+from test_fanout_cli import cli
+from test_race_support import CHECK, make_repo, sh
+
+WRONG = "def add(a, b):\n    return a\n"
+
+
+def write(content):
+    return {"tool_uses": [{"name": "Write", "input": {"file_path": "calc.py", "content": content}}]}
+
+
+def reviewed(verdict, *findings, **more):
+    return {"tool_uses": [{"name": "submit_review", "input": {"verdict": verdict, "findings": list(findings), **more}}]}
+
+
+def test_write_review_fix_clean_then_show_and_merge(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    script = {"claude-w": [write(WRONG), {"text": "done"}, write(FIXED), {"text": "fixed"}],
+              "claude-r": [reviewed("changes_needed", finding("sign", "P0", 0.9)), reviewed("clean", resolved=["sign"])]}
+    fake, url, env = with_fake_provider(tmp_path, script, repo)
+    try:
+        done = cli(repo, env, "review", "Fix add", "--writer", "fake:claude-w", "--reviewer", "fake:claude-r",
+                   "--check", CHECK)
+        assert done.returncode == 0, done.stderr
+        assert "same lab" in done.stderr  # a warning, not an error
+        assert "round 1: changes_needed" in done.stdout and "fixed in round 2" in done.stdout
+        assert "review" in done.stdout and ": clean:" in done.stdout and "flotilla merge" in done.stdout
+        rid = done.stdout.split()[1].rstrip(":")
+        assert counts(url) == {"claude-w": 4, "claude-r": 2}
+        shown = cli(repo, {**env, "COLUMNS": "200"}, "show", rid)
+        assert shown.returncode == 0 and "blocking, fixed in round 2" in shown.stdout
+        assert "return a - b" in (repo / "calc.py").read_text()  # nothing merged by the loop
+        merged = cli(repo, env, "merge", rid)
+        assert merged.returncode == 0, merged.stderr
+        assert (repo / "calc.py").read_text() == FIXED and sh(repo, "git", "status", "--porcelain") == ""
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
+
+
+def test_review_an_existing_branch_and_bad_flags(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    script = {"gpt-r": [reviewed("clean", finding("nit", "P3", 0.5))]}
+    fake, url, env = with_fake_provider(tmp_path, script, repo)
+    try:
+        sh(repo, "git", "switch", "-q", "-c", "feature")
+        (repo / "calc.py").write_text(FIXED)
+        sh(repo, "git", "commit", "-qam", "fix")
+        sh(repo, "git", "switch", "-q", "main")
+        done = cli(repo, env, "review", "--branch", "feature", "--base", "main", "--reviewer", "fake:gpt-r", "--json")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["ended"] == "clean" and result["branch"] == "feature" and result["findings"][0]["id"] == "nit"
+        for args, said in ((["Fix", "--reviewer", "fake:gpt-r"], "needs --writer"),
+                           (["--reviewer", "fake:gpt-r"], "needs a task"),
+                           (["Fix", "--writer", "fake:gpt-r", "--reviewer", "fake:gpt-r", "--rounds", "0"], "--rounds"),
+                           (["Fix", "--writer", "fake:gpt-r", "--reviewer", "fake:gpt-r", "--block-severity", "P7"],
+                            "--block-severity")):
+            bad = cli(repo, env, "review", *args)
+            assert bad.returncode == 2 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        assert counts(url) == {"gpt-r": 1}
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
