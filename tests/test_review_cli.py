@@ -64,7 +64,7 @@ def test_review_an_existing_branch_and_bad_flags(tmp_path):
                            (["Fix", "--writer", "fake:gpt-r", "--reviewer", "fake:gpt-r", "--rounds", "0"], "--rounds"),
                            (["Fix", "--writer", "fake:gpt-r", "--reviewer", "fake:gpt-r", "--block-severity", "P7"],
                             "--block-severity")):
-            bad = cli(repo, env, "review", *args)
+            bad = cli(repo, env, "review", "--no-durable", *args)
             assert bad.returncode == 2 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
         assert counts(url) == {"gpt-r": 1}
     finally:
