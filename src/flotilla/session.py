@@ -312,6 +312,33 @@ class Session:
                                 writer=self.model_name(writer), **options)
         return await self._pattern("flotilla.review", begun.review_id, begun, sink, reviewing.record_cancelled)
 
+    async def pipeline(self, task: str, *, name: str = "default", model: str | Model | None = None,
+                       models: Mapping[str, str | Model] | None = None, detach: bool = False,
+                       sink: EventSink | None = None, **options: Any) -> dict[str, Any]:
+        """Runs pipeline ``name`` (``.flotilla/pipelines/NAME.toml``, or the built-in ``default``) on
+        ``task``; ``models`` by stage name, ``model`` for the rest. Unless ``yes=True`` it waits at its
+        gate for ``approve(run_id)`` / ``reject(run_id, reason)``; ``detach=True`` returns once it waits
+        there (durably: this process may exit). ``options`` are ``patterns.pipeline.begin``'s."""
+        from .patterns import pipeline as piping
+
+        begun = piping.begin(self, task, name=name, model=self.model_name(model),
+                             models={k: self.model_name(v) or "" for k, v in (models or {}).items()}, **options)
+        if detach and not options.get("yes"):
+            return await piping.until_gate(self, begun, sink)
+        return await self._pattern("flotilla.pipeline", begun.pipeline_id, begun, sink, piping.record_cancelled)
+
+    def approve(self, run_id: str, note: str = "") -> str:
+        """Approves what a run waits for at its gate (a pipeline's plan, a fan-out's); returns its id."""
+        from .patterns.pipeline import answer
+
+        return answer(self, run_id, True, note)["id"]
+
+    def reject(self, run_id: str, reason: str = "") -> str:
+        """Refuses it: the run ends, nothing more is spent."""
+        from .patterns.pipeline import answer
+
+        return answer(self, run_id, False, reason)["id"]
+
     async def _pattern(self, name: str, run_id: str, begun: Any, sink: EventSink | None,
                        cancelled: Callable[[Any, dict[str, Any]], None]) -> dict[str, Any]:
         if sink is not None:
@@ -430,6 +457,9 @@ class Session:
     def review_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.review(*args, **kwargs))
 
+    def pipeline_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._sync(lambda: self.pipeline(*args, **kwargs))
+
     def resume_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.resume(*args, **kwargs))
 
@@ -502,7 +532,7 @@ class Session:
 def load_tasks() -> None:
     """Imports the modules that register tasks (a durable run's code must be known before launch)."""
     from .kernel import agent_run, unit  # noqa: F401
-    from .patterns import fanout, race, review  # noqa: F401
+    from .patterns import fanout, pipeline, race, review  # noqa: F401
 
 
 def _session_for(job: dict[str, Any]) -> Session:
