@@ -324,18 +324,23 @@ class Session:
         begun = piping.begin(self, task, name=name, model=self.model_name(model),
                              models={k: self.model_name(v) or "" for k, v in (models or {}).items()}, **options)
         if detach and not options.get("yes"):
-            return await piping.until_gate(self, begun, sink)
+            from .patterns._gate import until_gate
+
+            if sink is not None:
+                sink.emit(begun.started_event())
+            done = await until_gate(self, "flotilla.pipeline", begun.pipeline_id, begun.job)
+            return done if done is not None else piping.waiting(self, begun)
         return await self._pattern("flotilla.pipeline", begun.pipeline_id, begun, sink, piping.record_cancelled)
 
     def approve(self, run_id: str, note: str = "") -> str:
         """Approves what a run waits for at its gate (a pipeline's plan, a fan-out's); returns its id."""
-        from .patterns.pipeline import answer
+        from .patterns._gate import answer
 
         return answer(self, run_id, True, note)["id"]
 
     def reject(self, run_id: str, reason: str = "") -> str:
         """Refuses it: the run ends, nothing more is spent."""
-        from .patterns.pipeline import answer
+        from .patterns._gate import answer
 
         return answer(self, run_id, False, reason)["id"]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..agents.submit import Submission
 from ..errors import UserError
-from ..events import GateWaiting, RunFinished, RunStarted
+from ..events import RunFinished, RunStarted
 from ..kernel.agent_run import run_agent_in
 from ..kernel.executor import Executor, task
 from ..kernel.unit import UnitResult, Worker, WorkUnit
@@ -43,9 +43,10 @@ from . import _pipeline_spec as spec_file
 from ._fanout_report import summary_of
 from ._findings import review_config
 from ._findings_loop import findings_loop
+from ._gate import wait_at_gate
 from ._race_plan import race_config
 
-__all__ = ["Begun", "answer", "begin", "record_cancelled", "until_gate"]
+__all__ = ["Begun", "begin", "record_cancelled", "waiting"]
 
 PLAN_PROMPT = """{task}
 
@@ -162,7 +163,9 @@ async def pipeline_task(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
                                                                      f"stage {failed[0]['stage']} ended "
                                                                      f"{failed[0]['status']}"))
         if any(s["gate"] for s in group) and not job["yes"]:
-            answer = await _gate(ex, job, group[-1]["name"], state)
+            plan = state["plan"] or {}
+            answer = await wait_at_gate(ex, pid, group[-1]["name"], summary=plan.get("summary") or "",
+                                        subject={"plan_sha256": plan.get("sha256")})
             state["approvals"].append(answer)
             if not answer["approved"]:
                 return await ex.step("pipeline:finish", lambda: _finish(session, job, state, "rejected",
@@ -172,6 +175,14 @@ async def pipeline_task(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
     status = "failed" if ended == "failed" else "done"
     reason = f"every stage ran; review: {ended}" if ended else "every stage ran"
     return await ex.step("pipeline:finish", lambda: _finish(session, job, state, status, reason))
+
+
+def waiting(session: Any, begun: Begun) -> dict[str, Any]:
+    """The report of a pipeline stopped at its gate (``Session.pipeline(detach=True)``)."""
+    meta = session.store.get_run(begun.pipeline_id)["meta"]
+    return {"pipeline_id": begun.pipeline_id, "name": begun.job["name"], "status": "waiting",
+            "reason": f"waiting for approval after {meta['gate']}", "plan": meta.get("plan"), "stages": [],
+            "approvals": [], "review": None, "notes": [], "task": begun.job["task"]}
 
 
 def _groups(job: dict[str, Any]) -> list[list[dict[str, Any]]]:
@@ -225,24 +236,6 @@ def _store_plan(session: Any, job: dict[str, Any], stage: dict[str, Any], submit
             "summary": submitted.get("summary") or ""}
     session.store.update_meta(job["pipeline_id"], plan=plan)
     return plan
-
-
-async def _gate(ex: Executor, job: dict[str, Any], after: str, state: dict[str, Any]) -> dict[str, Any]:
-    """Waits (durably) for a person's answer; a plain True/False counts as approve/reject."""
-    pid, session = job["pipeline_id"], ex.session
-    summary = (state["plan"] or {}).get("summary") or ""
-    await ex.step(f"pipeline:gate:{after}", lambda: _waiting(session, job, after, summary))
-    value = await ex.wait_signal(f"{pid}:approve")
-    answer = value if isinstance(value, dict) else {"approved": bool(value)}
-    await ex.step(f"pipeline:gate-answered:{after}", lambda: session.store.update_meta(
-        pid, state="running" if answer["approved"] else "rejected", gate=None,
-        approval={**answer, "after": after, "plan_sha256": (state["plan"] or {}).get("sha256")}))
-    return {**answer, "after": after}
-
-
-def _waiting(session: Any, job: dict[str, Any], after: str, summary: str) -> None:
-    session.store.update_meta(job["pipeline_id"], state="awaiting approval", gate=after)
-    session.emit(GateWaiting(run_id=job["pipeline_id"], gate=after, summary=summary))
 
 
 def _inputs(job: dict[str, Any], stage: dict[str, Any], state: dict[str, Any]) -> str:
@@ -376,37 +369,3 @@ def record_cancelled(session: Any, job: dict[str, Any]) -> None:
     for run_id in store.family(pid)[1:]:
         if store.get_run(run_id)["status"] == "running":
             store.finish_run(run_id, "cancelled", "the pipeline was stopped")
-
-
-async def until_gate(session: Any, begun: Begun, sink: Any = None) -> dict[str, Any]:
-    """Starts the pipeline and returns when it waits at a gate (it stays there, durably: this process may
-    exit, ``flotilla approve`` continues it) or when it ends first; the report, or a waiting one."""
-    if not session.durable:
-        raise UserError("a pipeline that waits for approval after this process exits needs a durable Session "
-                        "(durable=True, the CLI's default); or pass yes=True")
-    if sink is not None:
-        sink.emit(begun.started_event())
-    handle = await session.executor.spawn("flotilla.pipeline", begun.job, id=begun.pipeline_id)
-    while True:
-        record = session.store.get_run(begun.pipeline_id)
-        if record["status"] != "running":
-            return await session.executor.result(handle)
-        if record["meta"].get("state") == "awaiting approval":
-            return {"pipeline_id": begun.pipeline_id, "name": begun.job["name"], "status": "waiting",
-                    "reason": f"waiting for approval after {record['meta']['gate']}", "plan": record["meta"].get("plan"),
-                    "stages": [], "approvals": [], "review": None, "notes": [], "task": begun.job["task"]}
-        await asyncio.sleep(0.1)
-
-
-def answer(session: Any, run_id: str, approved: bool, text: str = "") -> dict[str, Any]:
-    """A person's answer to a run waiting at a gate (a pipeline's, or a fan-out's plan); the run record."""
-    record = session.store.get_run(run_id)
-    if record["status"] != "running" or record["meta"].get("state") != "awaiting approval":
-        raise UserError(f"run {record['id']} is not waiting for approval ({record['status']}, "
-                        f"{record['meta'].get('state') or 'no plan yet'})")
-    if record["kind"] == "pipeline":
-        value: Any = {"approved": approved, ("note" if approved else "reason"): text}
-    else:
-        value = approved
-    session.signal(record["id"], "approve", value)
-    return record
