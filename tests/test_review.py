@@ -124,3 +124,22 @@ async def test_a_same_lab_reviewer_is_warned_about_not_refused(tmp_path):
     repo = make_repo(tmp_path / "r")
     result, *_ = await run_review(repo, [], [*write(FIXED), review("clean")], writer="scripted:gpt-reviewer")
     assert result["ended"] == "clean" and any("same lab" in n for n in result["notes"])
+
+
+async def test_a_race_winner_goes_through_the_loop_before_it_is_offered_for_merge(tmp_path):
+    from review_support import session
+
+    repo = make_repo(tmp_path / "r")
+    head = sh(repo, "git", "rev-parse", "HEAD")
+    writer = write("def add(a, b):\n    return a + b if a else b\n") + write(FIXED, summary="fixed the finding")
+    s, w, r = session(repo, writer, [review("changes_needed", finding("zero")), review("clean", resolved=["zero"])])
+    async with s:
+        outcome = await s.race("Fix add", models=[w.name], check=CHECK, review_with=r.name)
+    assert outcome.winner is not None and outcome.merged is None  # the race merged nothing
+    assert sh(repo, "git", "rev-parse", "HEAD") == head
+    loop = outcome.review
+    assert loop["ended"] == "clean" and loop["findings"][0]["status"] == "fixed"
+    assert loop["rounds"][0]["fixes"][0]["check"]["passed"]
+    assert sh(repo, "git", "show", f"{loop['branch']}:calc.py") == FIXED.strip()
+    assert any(f"flotilla merge {loop['review_id']}" in n for n in outcome.notes)
+    assert s.store.get_run(outcome.race_id)["result"]["review"]["review_id"] == loop["review_id"]

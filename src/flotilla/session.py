@@ -249,10 +249,14 @@ class Session:
         ``options`` are ``patterns.race.begin``'s (``n``: attempts per model, best-of-N with one model;
         ``select``: ``checks``, ``checks+judge``, ``pairwise`` or ``vote``; ``agent``, ``parallel``, ``judge``, ``pick``,
         ``budget_usd``, ``max_turns``, ``attempt_timeout_s``, ``setup``, ``base``, ``allow_dirty``,
-        ``keep``, ``fallback``, ``queue``, ``remote``, ``approve_asks``). Returns a ``RaceOutcome``.
+        ``keep``, ``fallback``, ``queue``, ``remote``, ``approve_asks``); ``review_with=MODEL`` sends the winner
+        through the findings loop before it is offered for merge (``outcome.review``). Returns a ``RaceOutcome``.
         """
         from .patterns import race as racing
 
+        review_with = self.model_name(options.pop("review_with", None))
+        if review_with:  # the winner is reviewed before it is offered for merge: never merged by the race
+            options["pick"] = "manual"
         begun = racing.begin(self, spec, models=[self.model_name(m) or "" for m in models], check=check, **options)
         if sink is not None:
             sink.emit(begun.started_event())
@@ -262,7 +266,12 @@ class Session:
         except Cancelled:
             racing.record_cancelled(self, begun.job)
             raise
-        return racing.RaceOutcome.from_dict(result)
+        outcome = racing.RaceOutcome.from_dict(result)
+        if review_with:
+            from .patterns.review import review_winner
+
+            return await review_winner(self, outcome, review_with)
+        return outcome
 
     async def eval(self, tasks: str | Path, configs: list[str | Path], *, n: int | None = None,
                    budget_usd: float | None = None, resume: str | None = None, on_result: Any = None) -> Any:

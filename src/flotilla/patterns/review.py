@@ -29,7 +29,7 @@ from ._findings import review_config
 from ._findings_loop import findings_loop
 from ._race_plan import race_config
 
-__all__ = ["Begun", "begin", "lab", "merge_review", "record_cancelled"]
+__all__ = ["Begun", "begin", "lab", "merge_review", "record_cancelled", "review_winner"]
 
 WRITE_PROMPT = """{task}
 
@@ -217,3 +217,22 @@ def merge_review(session: Any, run_id: str) -> str:
     result["merged"] = head
     session.store.finish_run(record["id"], record["status"], record["reason"], result=result)
     return head
+
+
+async def review_winner(session: Any, outcome: Any, reviewer: str) -> Any:
+    """``race(..., review_with=MODEL)``: the winner's branch goes through the findings loop (its own model
+    fixing, when it is a flotilla agent) before it is offered for merge; the race keeps it unmerged."""
+    winner = outcome.winner
+    if winner is None:
+        return outcome
+    fixer = None if winner.external else (winner.model or session.settings.model)
+    check = session.store.get_run(outcome.race_id)["meta"].get("check")
+    result = await session.review(None, reviewer=reviewer, writer=fixer, branch=winner.branch, check=check,
+                                  base=outcome.base_commit, agent=winner.agent if fixer else "implementer")
+    outcome.review = result
+    merge = result["review_id"] if result.get("branch") and result["branch"] != winner.branch else outcome.race_id
+    outcome.notes.append(f"the winner {winner.name} went through review {result['review_id']}: {result['ended']} "
+                         f"({result['reason']}); merge it with `flotilla merge {merge}`")
+    record = session.store.get_run(outcome.race_id)
+    session.store.finish_run(outcome.race_id, record["status"], record["reason"], result=outcome.to_dict())
+    return outcome
