@@ -3,6 +3,8 @@ after one round, the round cap, non-convergence, an invalid review sent back, re
 
 from __future__ import annotations
 
+import sys
+
 from review_support import FIXED, finding, review, run_review, write
 from test_race_support import CHECK, branches, make_repo, sh, worktrees
 
@@ -143,3 +145,51 @@ async def test_a_race_winner_goes_through_the_loop_before_it_is_offered_for_merg
     assert sh(repo, "git", "show", f"{loop['branch']}:calc.py") == FIXED.strip()
     assert any(f"flotilla merge {loop['review_id']}" in n for n in outcome.notes)
     assert s.store.get_run(outcome.race_id)["result"]["review"]["review_id"] == loop["review_id"]
+
+
+TIMES = "def add(a, b):\n    return a * b\n"
+
+
+def proving(test: str, finding_id: str = "sign") -> list:
+    from review_support import tool_call
+
+    return [tool_call("Write", {"file_path": "calc.py", "content": FIXED}),
+            tool_call("Write", {"file_path": "test_proof.py", "content": f"from calc import add\nassert {test}\n"}),
+            tool_call("submit_fix", {"proofs": [{"finding": finding_id, "command": f"{sys.executable} -B test_proof.py"}]})]
+
+
+async def test_prove_a_fix_counts_when_its_test_fails_before_and_passes_after(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    reviewer = [review("changes_needed", finding("sign")), review("clean", resolved=["sign"])]
+    result, store, w, r = await run_review(repo, write(TIMES) + proving("add(2, 3) == 5"), reviewer, prove=True)
+    assert result["ended"] == "clean"
+    (f,) = result["findings"]
+    assert f["status"] == "fixed" and f["proof"]["failed_before"] and f["proof"]["passed_after"]
+    assert f["proof"]["tests"] == ["test_proof.py"]
+    assert "a test proved the fix" in str(r.calls[1].messages[0].content)
+    assert [b for b in branches(repo) if "prove" in b] == []
+
+
+async def test_prove_a_test_that_passes_before_the_fix_proves_nothing(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    reviewer = [review("changes_needed", finding("sign")), review("clean", resolved=["sign"])]
+    result, *_ = await run_review(repo, write(TIMES) + proving("add(0, 0) == 0"), reviewer, prove=True, rounds=2)
+    (f,) = result["findings"]
+    assert f["status"] == "open" and not f["proof"]["failed_before"] and f["proof"]["passed_after"]
+    assert "no test proved the fix" in f["note"]
+    assert result["ended"] == "rounds"
+
+
+async def test_prove_the_writer_may_dispute_a_finding_and_the_reviewer_withdraw_it(tmp_path):
+    from review_support import tool_call
+
+    repo = make_repo(tmp_path / "r")
+    dispute = [tool_call("submit_fix", {"proofs": [], "disputed": [{"finding": "sign", "reason": "it is intended"}]})]
+    reviewer = [review("changes_needed", finding("sign")), review("clean", withdrawn=["sign"])]
+    result, store, w, r = await run_review(repo, write(TIMES) + dispute, reviewer, prove=True)
+    assert result["ended"] == "clean"
+    assert result["findings"][0]["status"] == "withdrawn" and result["findings"][0]["dispute"] == "it is intended"
+    assert "the writer disputes it: it is intended" in str(r.calls[1].messages[0].content)
+    from flotilla.patterns._review_report import render
+
+    assert "the writer disputed it" in render(result)

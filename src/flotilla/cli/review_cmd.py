@@ -28,6 +28,8 @@ def review(
     check: Optional[str] = typer.Option(None, "--check", help="Run on the branch after the writing and each fix."),
     block_severity: Optional[str] = typer.Option(None, "--block-severity", help="P0-P3: findings this bad block."),
     block_confidence: Optional[float] = typer.Option(None, "--block-confidence", help="…when at least this sure."),
+    prove: bool = typer.Option(False, "--prove", help="A fix counts only when the writer's new test fails before "
+                                                      "it and passes after (flotilla runs it both ways)."),
     agent: str = typer.Option("implementer", "--agent", help="The writer's flotilla agent."),
     reviewer_agent: str = typer.Option("reviewer", "--reviewer-agent", help="The reviewer's agent (run read-only)."),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="USD cap for the whole review."),
@@ -44,7 +46,7 @@ def review(
     session = Session(project=Path.cwd(), durable=durable_run, store=store)
     result = session.review_sync(task, writer=writer, reviewer=reviewer, branch=branch, base=base, rounds=rounds,
                                  check=check, block_severity=block_severity, block_confidence=block_confidence,
-                                 agent=agent, reviewer_agent=reviewer_agent, budget_usd=budget_usd, max_turns=max_turns)
+                                 prove=prove, agent=agent, reviewer_agent=reviewer_agent, budget_usd=budget_usd, max_turns=max_turns)
     for note in result["notes"]:
         if note.startswith("same lab"):
             err.print(f"[yellow]warning:[/] {note}", highlight=False)

@@ -23,10 +23,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..agents.submit import Submission
+from ..agents.submit import Submission, kind
 
 SEVERITIES = ("P0", "P1", "P2", "P3")
 STATUSES = ("open", "fixed", "disputed", "withdrawn")
+OPEN = ("open", "disputed")
+"""Statuses the reviewer must still account for (a disputed finding waits for its answer)."""
 FINDING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 
@@ -67,6 +69,11 @@ class Finding:
     closed_round: int | None = None
     returned: int = 0
     """Rounds after the first in which the reviewer reported it again, still open."""
+    dispute: str = ""
+    """Why the writer thinks it is wrong (``--prove``: it disputes instead of proving a fix)."""
+    proof: dict[str, Any] | None = None
+    """``--prove``: the writer's test command and whether it failed before the fix and passed after."""
+    note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,19 +177,24 @@ def blocks(f: dict[str, Any] | Finding, config: dict[str, Any]) -> bool:
 
 def apply_review(ledger: list[Finding], round_n: int, review: dict[str, Any], config: dict[str, Any]) -> list[Finding]:
     """The ledger after round ``round_n``'s review: resolved and withdrawn closed, re-reported ones
-    kept open (their text updated), new ones added with their round."""
+    kept open (their text updated), new ones added with their round. With ``config["prove"]``, a
+    finding the reviewer calls resolved is fixed only when a test proved the fix; else it stays open."""
     by_id = {f.id: f for f in ledger}
     for key, status in (("resolved", "fixed"), ("withdrawn", "withdrawn")):
         for i in review.get(key, []):
-            by_id[i].status, by_id[i].closed_round = status, round_n
+            f = by_id[i]
+            if status == "fixed" and config.get("prove") and not (f.proof or {}).get("proven"):
+                f.status, f.note = "open", "resolved by the reviewer, but no test proved the fix"
+                continue
+            f.status, f.closed_round = status, round_n
     for raw in review["findings"]:
         data = {k: raw.get(k, "") for k in ("id", "severity", "confidence", "file", "line_start", "line_end", "title",
                                              "body", "suggested_fix")}
         earlier = by_id.get(raw["id"])
-        if earlier is not None and earlier.status == "open":
+        if earlier is not None and earlier.status in OPEN:
             for k, v in data.items():
                 setattr(earlier, k, v)
-            earlier.returned += 1
+            earlier.status, earlier.returned = "open", earlier.returned + 1
         else:
             by_id[raw["id"]] = Finding(**data, round=round_n)
         by_id[raw["id"]].blocking = blocks(by_id[raw["id"]], config)
@@ -194,7 +206,7 @@ def decide(round_n: int, review: dict[str, Any], ledger: list[Finding], rounds: 
            fixed_lines: dict[str, list[tuple[int, int]]]) -> tuple[str | None, str]:
     """Whether the loop ends after this round's review, and why. ``fixed_lines``: the lines (by file)
     the previous fix wrote, empty in round 1."""
-    blocking = [f for f in ledger if f.status == "open" and f.blocking]
+    blocking = [f for f in ledger if f.status in OPEN and f.blocking]
     if not blocking:
         if review["verdict"] == "clean":
             return "clean", f"round {round_n}: the reviewer is clean, nothing blocking"
@@ -214,6 +226,58 @@ def decide(round_n: int, review: dict[str, Any], ledger: list[Finding], rounds: 
     if round_n >= rounds:
         return "rounds", f"{rounds} rounds reached with {len(blocking)} blocking finding(s) open"
     return None, f"round {round_n}: {len(blocking)} blocking finding(s) to fix"
+
+
+FIX_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["proofs"],
+    "properties": {
+        "proofs": {"type": "array", "items": {"type": "object", "required": ["finding", "command"], "properties": {
+            "finding": {"type": "string"},
+            "command": {"type": "string", "description": "Runs the test you added for it, at the repository root; "
+                                                         "it must fail without your fix and pass with it."}}}},
+        "disputed": {"type": "array", "items": {"type": "object", "required": ["finding", "reason"], "properties": {
+            "finding": {"type": "string"}, "reason": {"type": "string"}}}}}}
+
+
+def fix_errors(fix: dict[str, Any], blocking: list[str]) -> list[str]:
+    """What is wrong with a writer's account of its fixes: every blocking finding proved or disputed."""
+    errors, said = [], []
+    for key, field in (("proofs", "command"), ("disputed", "reason")):
+        entries = fix.get(key, [])
+        if not isinstance(entries, list):
+            errors.append(f"`{key}` must be a list")
+            continue
+        for e in entries:
+            fid = e.get("finding") if isinstance(e, dict) else None
+            if fid not in blocking:
+                errors.append(f"`{key}` names {fid!r}, which is not a finding to fix ({', '.join(blocking)})")
+            elif not isinstance(e.get(field), str) or not e[field].strip():
+                errors.append(f"`{key}` for {fid}: `{field}` must be a non-empty string")
+            said.append(fid)
+    missing = [b for b in blocking if b not in said]
+    if missing:
+        errors.append(f"give a proof (a test command) or a dispute for {', '.join(missing)}")
+    return errors
+
+
+@kind("fix_proofs")
+def fix_submission(blocking: list[str]) -> Submission:
+    return Submission(name="submit_fix", input_schema=FIX_SCHEMA, validate=lambda fix: fix_errors(fix, blocking),
+                      description=("When you are done: for each finding, the command of the test you added that "
+                                   "fails without your fix and passes with it, or why you dispute the finding."))
+
+
+def apply_fix(ledger: list[Finding], fix: dict[str, Any] | None, proofs: list[dict[str, Any]]) -> list[Finding]:
+    """The ledger after a proved fix: each finding's proof as run, disputed ones marked."""
+    by_id = {f.id: f for f in ledger}
+    for p in proofs:
+        by_id[p["finding"]].proof = p
+    for d in (fix or {}).get("disputed", []):
+        by_id[d["finding"]].status, by_id[d["finding"]].dispute = "disputed", d["reason"]
+    return ledger
+
+
+TEST_PATH = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.[a-z]+$|[^/]*\.(test|spec)\.[a-z]+$)")
 
 
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")

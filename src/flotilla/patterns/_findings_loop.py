@@ -29,7 +29,9 @@ from ..store import new_id
 from ..workspaces import open_repo
 from ..workspaces._git import git
 from ..workspaces.worktree import branch_name, worktree_root
-from ._findings import Finding, apply_review, decide, submission, written_lines
+from ..workspaces import create_worktree, remove_worktree
+from ..workspaces.sandbox import sandbox_for
+from ._findings import OPEN, TEST_PATH, Finding, apply_fix, apply_review, decide, submission, written_lines
 
 MAX_DIFF = 60_000
 
@@ -49,7 +51,7 @@ Call submit_review with your verdict and findings.
 
 FIX_PROMPT = """A reviewer found these blocking problems in the change on this branch. Fix them in place
 (do not commit: flotilla commits your work when you finish). If you think one is wrong, leave it and say
-why in your summary.
+why in your summary.{prove}
 
 {findings}
 
@@ -58,6 +60,11 @@ The change so far, from its base:
 ```diff
 {diff}
 ```"""
+
+
+PROVE = """
+A fix counts only when a test proves it: for each finding add a test that fails without your fix and passes
+with it, then call submit_fix with each test's command (or, for a finding you think is wrong, why)."""
 
 
 async def findings_loop(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
@@ -75,8 +82,8 @@ async def findings_loop(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
         head = await ex.step(f"{key}:head:{n}", lambda: _head(job))
         roles["reviewer"].append(ids["review"])
         prompt = _review_prompt(job, n, ledger, head, last_head, rounds)
-        open_ids = [f.id for f in ledger if f.status == "open"]
-        closed = [f.id for f in ledger if f.status != "open"]
+        open_ids = [f.id for f in ledger if f.status in OPEN]
+        closed = [f.id for f in ledger if f.status not in OPEN]
         review = await run_agent_in(ex, job["reviewer"]["agent"], prompt, _path(job), run_id=ids["review"],
                                     parent_run_id=job["parent_id"], model=job["reviewer"].get("model") or None,
                                     read_only=True, budget_usd=job.get("budget_usd"), budget_scope=job["parent_id"],
@@ -94,7 +101,7 @@ async def findings_loop(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
         if not fixers:
             return _ended(job, "review only", f"round {n}: {done['reason']}; no writer to fix them", rounds, ledger,
                           roles)
-        blocking = [f for f in ledger if f.status == "open" and f.blocking]
+        blocking = [f for f in ledger if f.status in OPEN and f.blocking]
         for i, fixer in enumerate(fixers):
             roles["writer"].append(ids["fix"][i])
             unit = WorkUnit.from_json(await ex.step(f"{key}:fix:{n}:{i}", lambda i=i, fixer=fixer: _fix_unit(
@@ -107,6 +114,10 @@ async def findings_loop(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
             if result.status != "done":
                 why = f"round {n}: the writer's fix ended {result.status}: {result.error or ''}".rstrip(": ")
                 return _ended(job, "failed", why, rounds, ledger, roles)
+            if job.get("prove"):
+                proofs = await ex.step(f"{key}:prove:{n}:{i}", lambda r=result: _prove(session, job, n, head, r))
+                ledger = apply_fix(ledger, result.submitted, proofs)
+                rounds[-1]["fixes"][-1].update(proofs=proofs, disputed=(result.submitted or {}).get("disputed", []))
         last_head = head
         fixed = await ex.step(f"{key}:fixed:{n}", lambda: _written(job, head))
     return _ended(job, "rounds", f"{job['config']['rounds']} rounds reached", rounds, ledger, roles)
@@ -136,11 +147,13 @@ def _written(job: dict[str, Any], before: str) -> dict[str, list[tuple[int, int]
 
 def _review_prompt(job: dict[str, Any], n: int, ledger: list[Finding], head: str, last: str | None,
                    rounds: list[dict[str, Any]]) -> str:
-    config, still = job["config"], [f for f in ledger if f.status == "open"]
+    config, still = job["config"], [f for f in ledger if f.status in OPEN]
     earlier = ""
     if still:
         listed = "\n".join(f"- {f.id} [{f.severity}, {f.confidence:g}] {f.file}:{f.line_start}-{f.line_end} "
-                           f"{f.title}" for f in still)
+                           f"{f.title}" + (f" (the writer disputes it: {f.dispute})" if f.status == "disputed" else "")
+                           + (f" (a test proved the fix: `{f.proof['command']}`)" if (f.proof or {}).get("proven")
+                              else "") for f in still)
         earlier = ("\n\nYour earlier findings still open:\n" + listed + "\nFor each, say whether the new diff "
                    "resolves it (`resolved`), whether you now think it was wrong (`withdrawn`), or report it again "
                    "with the same id if it is still open.")
@@ -175,11 +188,13 @@ def _fix_unit(job: dict[str, Any], fixer: dict[str, Any], run_id: str, blocking:
                          for f in blocking)
     return WorkUnit(name=job["worktree"], parent_id=job["parent_id"], run_id=run_id, root=job["root"],
                     base_commit=job["base_commit"],
-                    instructions=FIX_PROMPT.format(findings=listed, diff=_diff(job, job["base_commit"], _head(job))),
+                    instructions=FIX_PROMPT.format(findings=listed, prove=PROVE if job.get("prove") else "", diff=_diff(job, job["base_commit"], _head(job))),
                     worker=Worker(agent=fixer["agent"], model=fixer.get("model") or ""), check=job.get("check"),
                     setup=job.get("setup"), worktree_dir=job["worktree_dir"], max_turns=job.get("max_turns"),
                     check_timeout_s=job.get("check_timeout_s", 600.0), budget_usd=job.get("budget_usd"),
-                    budget_scope=job["parent_id"])
+                    budget_scope=job["parent_id"],
+                    submit={"kind": "fix_proofs", "args": {"blocking": [f.id for f in blocking]}} if job.get("prove")
+                    else None)
 
 
 def _ended(job: dict[str, Any], ended: str, reason: str, rounds: list[dict[str, Any]], ledger: list[Finding],
@@ -187,3 +202,34 @@ def _ended(job: dict[str, Any], ended: str, reason: str, rounds: list[dict[str, 
     verdict = rounds[-1]["verdict"] if rounds else None
     return {"ended": ended, "reason": reason, "verdict": verdict, "rounds": rounds,
             "findings": [f.to_json() for f in ledger], "runs": roles}
+
+
+async def _prove(session: Any, job: dict[str, Any], n: int, before: str, result: UnitResult) -> list[dict[str, Any]]:
+    """Runs each proof both ways: on the branch before the fix with only the fix's test files added
+    (it must fail), and on the branch after it (it must pass)."""
+    proofs = (result.submitted or {}).get("proofs", [])
+    if not proofs:
+        return []
+    repo = open_repo(Path(job["root"]))
+    changed = git(repo.root, "diff", "--name-only", before, result.commit or before).stdout.split()
+    tests = [f for f in changed if TEST_PATH.search(f)]
+    sandbox = sandbox_for(session.settings_for(Path(job["root"]))).for_checks()
+    old = create_worktree(repo, job["parent_id"], f"prove-{n}", before, directory=job["worktree_dir"])
+    try:
+        if tests:
+            git(old.path, "checkout", result.commit, "--", *tests)
+        out = []
+        for p in proofs:
+            failed = await old.run(p["command"], timeout=job.get("check_timeout_s", 600.0), sandbox=sandbox)
+            passed = await _main(job).run(p["command"], timeout=job.get("check_timeout_s", 600.0), sandbox=sandbox)
+            out.append({"finding": p["finding"], "command": p["command"], "tests": tests,
+                        "failed_before": not failed.passed, "passed_after": passed.passed,
+                        "proven": not failed.passed and passed.passed})
+        return out
+    finally:
+        remove_worktree(repo, old.path, branch=old.branch)
+
+
+def _main(job: dict[str, Any]) -> Any:
+    return create_worktree(open_repo(Path(job["root"])), job["parent_id"], job["worktree"], job["base_commit"],
+                           directory=job["worktree_dir"])

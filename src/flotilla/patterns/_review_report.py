@@ -17,6 +17,13 @@ def findings_lines(loop: dict[str, Any]) -> list[str]:
         for f in row["findings"]:
             now = final.get(f["id"], f)
             status = now["status"] + (f" in round {now['closed_round']}" if now.get("closed_round") else "")
+            if now.get("proof"):
+                p = now["proof"]
+                status += ", proved by a test" if p["proven"] else (
+                    f", not proved (failed before: {'yes' if p['failed_before'] else 'no'}, "
+                    f"passed after: {'yes' if p['passed_after'] else 'no'})")
+            if now.get("dispute"):
+                status += f", the writer disputed it: {now['dispute'][:60]}"
             lines.append(f"  {f['severity']} {f['confidence']:.2f}  {f['id']:<12} {f['file']}:{f['line_start']}-"
                          f"{f['line_end']}  {f['title'][:60]}  {'blocking' if f['blocking'] else 'advisory'}, {status}")
         for fix in row.get("fixes", []):

@@ -67,12 +67,14 @@ def begin(session: Any, task: str | None = None, *, reviewer: str, writer: str |
           branch: str | None = None, base: str = "HEAD", rounds: int | None = None, check: str | None = None,
           agent: str = "implementer", reviewer_agent: str = "reviewer", budget_usd: float | None = None,
           max_turns: int | None = None, allow_dirty: bool = False, block_severity: str | None = None,
-          block_confidence: float | None = None) -> Begun:
+          block_confidence: float | None = None, prove: bool = False) -> Begun:
     """Checks everything a review needs before anything exists, then records it."""
     if bool(task and task.strip()) == bool(branch):
         raise UserError("a review needs a task for the writer, or --branch B to review an existing branch (not both)")
     if branch is None and not writer:
         raise UserError("a review of a task needs --writer MODEL (who implements it)")
+    if prove and not writer:
+        raise UserError("--prove needs a writer (--writer MODEL): the writer adds the tests that prove its fixes")
     overrides = {k: v for k, v in (("rounds", rounds), ("block_severity", block_severity),
                                    ("block_confidence", block_confidence)) if v is not None}
     try:
@@ -111,7 +113,7 @@ def begin(session: Any, task: str | None = None, *, reviewer: str, writer: str |
     rid = new_id()
     job = {"review_id": rid, "root": str(repo.root), "task": (task or "").strip(), "branch": branch, "tip": tip,
            "writer": writer, "reviewer": reviewer, "agent": agent, "reviewer_agent": reviewer_agent,
-           "config": config.model_dump(), "check": check or races.check, "setup": races.setup,
+           "config": {**config.model_dump(), "prove": prove}, "check": check or races.check, "setup": races.setup,
            "base_branch": base_branch, "base_commit": base_commit, "worktree_dir": wt_dir,
            "check_timeout_s": races.check_timeout_s, "budget_usd": budget_usd, "max_turns": max_turns,
            "writer_run_id": new_id(), "warnings": warnings}
@@ -144,7 +146,8 @@ async def review_task(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
     loop = await findings_loop(ex, {
         "key": "review", "parent_id": rid, "root": job["root"], "worktree": "work", "worktree_dir": job["worktree_dir"],
         "base_commit": job["base_commit"], "reviewer": {"agent": job["reviewer_agent"], "model": job["reviewer"]},
-        "fixers": fixers, "config": job["config"], "check": job["check"], "setup": job["setup"],
+        "fixers": fixers, "config": job["config"], "prove": job["config"].get("prove", False), "check": job["check"],
+        "setup": job["setup"],
         "check_timeout_s": job["check_timeout_s"], "max_turns": job["max_turns"], "budget_usd": job["budget_usd"],
         "context": f"The task the change is for:\n{job['task']}" if job["task"] else f"The branch {job['branch']}."})
     return await ex.step("review:finish", lambda: _finish(session, job, loop, writing))
