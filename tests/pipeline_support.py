@@ -9,7 +9,7 @@ from flotilla import Session
 from flotilla.config import load_settings
 from flotilla.store import SQLiteStore
 from flotilla.testing import ScriptedModel, reply, tool_call
-from review_support import FIXED, finding, review, write
+from review_support import FIXED, finding, review, write  # noqa: F401
 
 PLAN = {"plan": "# Plan\n\n- fix add in calc.py\n- a page in ui.html\n- tests in test_calc.py",
         "files": ["calc.py", "ui.html", "test_calc.py"], "summary": "fix add, add a page"}

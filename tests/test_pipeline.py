@@ -88,3 +88,20 @@ def test_bad_pipeline_files_are_named(tmp_path):
             begin(s, "x", name=name, allow_dirty=True)
     with pytest.raises(UserError, match="no pipeline named 'nope'"):
         begin(s, "x", name="nope")
+
+
+async def test_parallel_implementers_that_conflict_are_reported_and_the_work_kept(tmp_path):
+    from pipeline_support import write
+
+    repo = make_repo(tmp_path / "r")
+    scripts = roles(frontend=write("def add(a, b):\n    return b + a\n", summary="also fixed add"))
+    s, models = session(repo, scripts)
+    async with s:
+        result = await s.pipeline("Fix add", models=stage_models(scripts), yes=True)
+    rows = {r["stage"]: r for r in result["stages"]}
+    assert rows["backend"]["status"] == "merged" and rows["frontend"]["status"] == "conflict"
+    assert "calc.py" in rows["frontend"]["merge_reason"]
+    assert result["status"] == "failed" and "frontend" in result["reason"]
+    frontend = f"flotilla/{result['pipeline_id']}/frontend"
+    assert frontend in branches(repo) and any(frontend in n for n in result["notes"])
+    assert models["test-writer"].calls == [] and worktrees(repo) == [str(repo)]

@@ -65,6 +65,9 @@ def test_the_cli_exits_at_the_gate_and_approve_from_another_process_continues_it
         assert listed.returncode == 0 and "architect [gate] → backend → frontend" in listed.stdout
         again = cli(repo, env, "approve", pid)
         assert again.returncode == 2 and "not waiting for approval" in again.stderr
+        merged = cli(repo, env, "merge", pid)  # the person's step: the pipeline merged nothing itself
+        assert merged.returncode == 0, merged.stderr
+        assert (repo / "calc.py").read_text() == FIXED and (repo / "PLAN.md").read_text().startswith("# Plan")
     finally:
         fake.terminate()
         fake.wait(timeout=10)
@@ -121,7 +124,8 @@ def test_kill_9_mid_stage_then_resume_repeats_no_finished_call(tmp_path):
         db = repo / ".flotilla" / "flotilla.db"
         run = subprocess.Popen([FLOTILLA, "pipeline", "run", "Fix add", "--yes", "--json", *stage_flags()], cwd=repo,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: counts(url).get("backend") == 2 or run.poll() is not None, timeout=60)
+        wait_for(lambda: "frontend" in {e["attempt"] for e in events(db, "AttemptFinished")}
+                 and counts(url).get("backend") == 2 or run.poll() is not None, timeout=60)
         assert run.poll() is None, run.communicate()
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=10)
@@ -129,8 +133,9 @@ def test_kill_9_mid_stage_then_resume_repeats_no_finished_call(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
-        assert result["status"] == "done" and {r["stage"]: r["status"] for r in result["stages"]} == {
-            "backend": "merged", "frontend": "merged", "test-writer": "done"}
+        assert result["status"] == "done", (result["reason"], [(r["stage"], r["error"]) for r in result["stages"]])
+        assert {r["stage"]: r["status"] for r in result["stages"]} == {"backend": "merged", "frontend": "merged",
+                                                                      "test-writer": "done"}
         # the call in flight was sent again, nothing that had finished
         assert counts(url) == {"architect": 1, "backend": 3, "frontend": 2, "test-writer": 1, "security-reviewer": 1}
         assert sh(repo, "git", "show", f"{result['branch']}:calc.py") == FIXED.strip()
