@@ -55,7 +55,8 @@ def test_review_an_existing_branch_and_bad_flags(tmp_path):
         (repo / "calc.py").write_text(FIXED)
         sh(repo, "git", "commit", "-qam", "fix")
         sh(repo, "git", "switch", "-q", "main")
-        done = cli(repo, env, "review", "--branch", "feature", "--base", "main", "--reviewer", "fake:gpt-r", "--json")
+        done = cli(repo, env, "review", "--branch", "feature", "--base", "main", "--reviewer", "fake:gpt-r", "--json",
+                   "--no-durable")
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
         assert result["ended"] == "clean" and result["branch"] == "feature" and result["findings"][0]["id"] == "nit"
