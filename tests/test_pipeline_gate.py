@@ -55,6 +55,8 @@ def test_the_cli_exits_at_the_gate_and_approve_from_another_process_continues_it
         assert counts(url) == {"architect": 1}  # nothing ran past the gate
         runs = cli(repo, {**env, "COLUMNS": "200"}, "runs")
         assert "waiting: approve or reject" in runs.stdout, runs.stdout
+        gc = cli(repo, env, "gc")  # its process is gone, but it is waiting, not crashed: kept
+        assert gc.returncode == 0 and f"flotilla/{pid}/main" in sh(repo, "git", "branch", "--list", "flotilla/*")
         done = cli(repo, env, "approve", pid, "--note", "go ahead", "--json")
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
