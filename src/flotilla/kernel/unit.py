@@ -74,6 +74,8 @@ class WorkUnit:
     submit: dict[str, Any] | None = None
     """A structured answer the worker ends with (``agents.submit.from_json``: ``{"kind", "args"}``); its
     validated input is ``UnitResult.submitted``. Flotilla agents only."""
+    deny: list[str] = field(default_factory=list)
+    """Permission rules the runtime adds for the worker (``Limits.deny``): a ledger's ``features.json``."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkUnit:
@@ -248,7 +250,8 @@ async def _agent(ex: Executor, unit: WorkUnit, worktree: Worktree, result: UnitR
                                  fallback=unit.worker.fallback, max_turns=unit.max_turns,
                                  timeout_s=unit.timeout_s, budget_usd=unit.budget_usd,
                                  budget_scope=unit.budget_scope or unit.run_id, rebuild=rebuild, project=project,
-                                 approve_asks=unit.approve_asks, submit=submit_from_json(unit.submit))
+                                 approve_asks=unit.approve_asks, deny=tuple(unit.deny),
+                                 submit=submit_from_json(unit.submit))
     result.turns, result.stop_reason, result.submitted = outcome.turns, outcome.stop_reason, outcome.submitted
     if outcome.stop_reason == "cancelled":
         raise asyncio.CancelledError
