@@ -28,7 +28,7 @@ from ..kernel.unit import UnitResult, Worker, WorkUnit
 from ..store import new_id
 from ..workspaces import open_repo
 from ..workspaces._git import git
-from ..workspaces.worktree import branch_name, worktree_root
+from ..workspaces.worktree import branch_name
 from ..workspaces import create_worktree, remove_worktree
 from ..workspaces.sandbox import sandbox_for
 from ._findings import OPEN, TEST_PATH, Finding, apply_fix, apply_review, decide, submission, written_lines
@@ -124,7 +124,9 @@ async def findings_loop(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _path(job: dict[str, Any]) -> Path:
-    return worktree_root(open_repo(Path(job["root"])), job["worktree_dir"]) / job["parent_id"] / job["worktree"]
+    """The reviewed worktree (``job["root"]`` is the repository's root already: no git call to find it)."""
+    where = Path(job["worktree_dir"])
+    return (where if where.is_absolute() else Path(job["root"]) / where).resolve() / job["parent_id"] / job["worktree"]
 
 
 def _branch(job: dict[str, Any]) -> str:
