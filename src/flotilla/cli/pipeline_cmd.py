@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
 
 @pipeline_app.command("run")
 def run(
-    args: list[str] = typer.Argument(..., help="[NAME] TASK: the pipeline (default: default) and the task."),
+    args: list[str] = typer.Argument(..., metavar="[NAME] TASK",
+                                     help="The pipeline (default: default) and the task."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="The model of every stage without its own."),
     stage_model: list[str] = typer.Option([], "--stage-model", help="STAGE=MODEL; repeat."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Approve at every gate without stopping."),
