@@ -1,5 +1,6 @@
 """`flotilla review` through the real CLI against the fake provider: write → review → fix → clean, the
-same-lab warning, `flotilla show` and `flotilla merge`; review of an existing branch; bad flags."""
+same-lab warning, `flotilla show` and `flotilla merge`; review of an existing branch; bad flags; kill -9
+mid-fix, then `flotilla resume` replays the loop."""
 
 from __future__ import annotations
 
@@ -68,6 +69,40 @@ def test_review_an_existing_branch_and_bad_flags(tmp_path):
             bad = cli(repo, env, "review", "--no-durable", *args)
             assert bad.returncode == 2 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
         assert counts(url) == {"gpt-r": 1}
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
+
+
+def test_kill_9_mid_fix_then_resume_replays_the_loop_and_resends_nothing_finished(tmp_path):
+    import signal
+    import subprocess
+
+    from test_durable_race_crash import FLOTILLA, events, wait_for
+
+    repo = make_repo(tmp_path / "r")
+    script = {"claude-w": [write(WRONG), {"text": "done"}, write(FIXED), {"delay": 60, "text": "never sent"},
+                           {"text": "fixed after resume"}],
+              "gpt-r": [reviewed("changes_needed", finding("sign", "P0", 0.9)), reviewed("clean", resolved=["sign"])]}
+    fake, url, env = with_fake_provider(tmp_path, script, repo)
+    try:
+        db = repo / ".flotilla" / "flotilla.db"
+        run = subprocess.Popen([FLOTILLA, "review", "Fix add", "--writer", "fake:claude-w", "--reviewer", "fake:gpt-r",
+                                "--check", CHECK, "--json"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: counts(url).get("claude-w") == 4 or run.poll() is not None, timeout=60)
+        assert run.poll() is None, run.communicate()
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=10)
+        rid = next(e["run_id"] for e in events(db, "RunStarted") if e["kind"] == "review")
+        done = subprocess.run([FLOTILLA, "resume", rid, "--json"], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["ended"] == "clean" and [f["status"] for f in result["findings"]] == ["fixed"]
+        assert counts(url) == {"claude-w": 5, "gpt-r": 2}  # round 1's review was not asked again
+        assert len(events(db, "ReviewRound")) == 2 and result["rounds"][1]["resolved"] == ["sign"]
+        assert sh(repo, "git", "show", f"{result['branch']}:calc.py") == FIXED.strip()
     finally:
         fake.terminate()
         fake.wait(timeout=10)
