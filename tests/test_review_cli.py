@@ -1,6 +1,6 @@
-"""`flotilla review` through the real CLI against the fake provider: write → review → fix → clean, the
-same-lab warning, `flotilla show` and `flotilla merge`; review of an existing branch; bad flags; kill -9
-mid-fix, then `flotilla resume` replays the loop."""
+"""`flotilla review` through the real CLI against the fake provider: review of an existing branch; bad
+flags; write → review → kill -9 mid-fix → `flotilla resume` replays the loop → clean, `flotilla show`,
+`flotilla merge`."""
 
 from __future__ import annotations
 
@@ -20,31 +20,6 @@ def write(content):
 
 def reviewed(verdict, *findings, **more):
     return {"tool_uses": [{"name": "submit_review", "input": {"verdict": verdict, "findings": list(findings), **more}}]}
-
-
-def test_write_review_fix_clean_then_show_and_merge(tmp_path):
-    repo = make_repo(tmp_path / "r")
-    script = {"claude-w": [write(WRONG), {"text": "done"}, write(FIXED), {"text": "fixed"}],
-              "claude-r": [reviewed("changes_needed", finding("sign", "P0", 0.9)), reviewed("clean", resolved=["sign"])]}
-    fake, url, env = with_fake_provider(tmp_path, script, repo)
-    try:
-        done = cli(repo, env, "review", "Fix add", "--writer", "fake:claude-w", "--reviewer", "fake:claude-r",
-                   "--check", CHECK)
-        assert done.returncode == 0, done.stderr
-        assert "same lab" in done.stderr  # a warning, not an error
-        assert "round 1: changes_needed" in done.stdout and "fixed in round 2" in done.stdout
-        assert "review" in done.stdout and ": clean:" in done.stdout and "flotilla merge" in done.stdout
-        rid = done.stdout.split()[1].rstrip(":")
-        assert counts(url) == {"claude-w": 4, "claude-r": 2}
-        shown = cli(repo, {**env, "COLUMNS": "200"}, "show", rid)
-        assert shown.returncode == 0 and "blocking, fixed in round 2" in shown.stdout
-        assert "return a - b" in (repo / "calc.py").read_text()  # nothing merged by the loop
-        merged = cli(repo, env, "merge", rid)
-        assert merged.returncode == 0, merged.stderr
-        assert (repo / "calc.py").read_text() == FIXED and sh(repo, "git", "status", "--porcelain") == ""
-    finally:
-        fake.terminate()
-        fake.wait(timeout=10)
 
 
 def test_review_an_existing_branch_and_bad_flags(tmp_path):
@@ -103,6 +78,13 @@ def test_kill_9_mid_fix_then_resume_replays_the_loop_and_resends_nothing_finishe
         assert counts(url) == {"claude-w": 5, "gpt-r": 2}  # round 1's review was not asked again
         assert len(events(db, "ReviewRound")) == 2 and result["rounds"][1]["resolved"] == ["sign"]
         assert sh(repo, "git", "show", f"{result['branch']}:calc.py") == FIXED.strip()
+        shown = cli(repo, {**env, "COLUMNS": "200"}, "show", rid)
+        assert shown.returncode == 0 and "round 1: changes_needed" in shown.stdout
+        assert "blocking, fixed in round 2" in shown.stdout and "flotilla merge" in shown.stdout
+        assert "return a - b" in (repo / "calc.py").read_text()  # nothing merged by the loop
+        merged = cli(repo, env, "merge", rid)
+        assert merged.returncode == 0, merged.stderr
+        assert (repo / "calc.py").read_text() == FIXED and sh(repo, "git", "status", "--porcelain") == ""
     finally:
         fake.terminate()
         fake.wait(timeout=10)
