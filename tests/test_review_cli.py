@@ -36,6 +36,9 @@ def test_review_an_existing_branch_and_bad_flags(tmp_path):
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
         assert result["ended"] == "clean" and result["branch"] == "feature" and result["findings"][0]["id"] == "nit"
+        warned = cli(repo, env, "review", "--no-durable", "Fix", "--writer", "fake:gpt-w", "--reviewer", "fake:gpt-r",
+                     "--rounds", "0")
+        assert "same lab: fake:gpt-w and fake:gpt-r are both openai's" in warned.stderr  # said before anything runs
         for args, said in ((["Fix", "--reviewer", "fake:gpt-r"], "needs --writer"),
                            (["--reviewer", "fake:gpt-r"], "needs a task"),
                            (["Fix", "--writer", "fake:gpt-r", "--reviewer", "fake:gpt-r", "--rounds", "0"], "--rounds"),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from ._console import make_console
 
@@ -43,13 +44,15 @@ def review(
     from ..patterns._review_report import render
     from ..session import Session
 
+    from ..patterns.review import same_lab
+
     session = Session(project=Path.cwd(), durable=durable_run, store=store)
+    warning = same_lab(session, writer, reviewer)
+    if warning:  # said before the work starts, not after it
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     result = session.review_sync(task, writer=writer, reviewer=reviewer, branch=branch, base=base, rounds=rounds,
                                  check=check, block_severity=block_severity, block_confidence=block_confidence,
                                  prove=prove, agent=agent, reviewer_agent=reviewer_agent, budget_usd=budget_usd, max_turns=max_turns)
-    for note in result["notes"]:
-        if note.startswith("same lab"):
-            err.print(f"[yellow]warning:[/] {note}", highlight=False)
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     else:

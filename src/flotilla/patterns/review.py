@@ -29,7 +29,7 @@ from ._findings import review_config
 from ._findings_loop import findings_loop
 from ._race_plan import race_config
 
-__all__ = ["Begun", "begin", "lab", "merge_review", "record_cancelled", "review_winner"]
+__all__ = ["Begun", "begin", "lab", "merge_review", "record_cancelled", "review_winner", "same_lab"]
 
 WRITE_PROMPT = """{task}
 
@@ -51,6 +51,14 @@ def lab(name: str) -> str:
         if model.startswith(prefix):
             return who
     return {"anthropic": "anthropic", "openai": "openai", "gemini": "google"}.get(provider, provider)
+
+
+def same_lab(session: Any, writer: str | None, reviewer: str) -> str | None:
+    """The warning for a reviewer from the writer's lab (not an error: it still reviews)."""
+    if not writer or lab(session.catalog.resolve(writer)) != lab(session.catalog.resolve(reviewer)):
+        return None
+    return (f"same lab: {writer} and {reviewer} are both {lab(session.catalog.resolve(writer))}'s; the blind spots "
+            "are shared (a reviewer from another lab catches more)")
 
 
 @dataclass
@@ -97,10 +105,7 @@ def begin(session: Any, task: str | None = None, *, reviewer: str, writer: str |
     for name in {m for m in (writer, reviewer) if m}:
         if name not in session._models:
             session.build_model(session.catalog.resolve(name))
-    warnings = []
-    if writer and lab(session.catalog.resolve(writer)) == lab(session.catalog.resolve(reviewer)):
-        warnings.append(f"same lab: {writer} and {reviewer} are both {lab(session.catalog.resolve(writer))}'s; "
-                        "the blind spots are shared (a reviewer from another lab catches more)")
+    warnings = [w for w in [same_lab(session, writer, reviewer)] if w]
     tip = None
     if branch is not None:
         tip = resolve_commit(repo, branch)
