@@ -105,3 +105,34 @@ async def test_parallel_implementers_that_conflict_are_reported_and_the_work_kep
     frontend = f"flotilla/{result['pipeline_id']}/frontend"
     assert frontend in branches(repo) and any(frontend in n for n in result["notes"])
     assert models["test-writer"].calls == [] and worktrees(repo) == [str(repo)]
+
+
+async def test_two_gates_each_wait_for_their_own_answer(tmp_path):
+    from pipeline_support import write
+
+    repo = make_repo(tmp_path / "r")
+    folder = repo / ".flotilla" / "pipelines"
+    folder.mkdir(parents=True)
+    (folder / "twice.toml").write_text('[[stage]]\nname = "architect"\nagent = "architect"\nkind = "plan"\ngate = true\n\n'
+                                       '[[stage]]\nname = "backend"\nagent = "implementer"\ngate = true\n\n'
+                                       '[[stage]]\nname = "frontend"\nagent = "implementer"\n')
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "a pipeline")
+    scripts = roles(backend=write("x = 1\n", path="calc.py"), frontend=write("<p/>\n", path="ui.html"))
+    s, models = session(repo, {k: scripts[k] for k in ("architect", "backend", "frontend")})
+    async with s:
+        running = asyncio.create_task(s.pipeline("Fix add", name="twice", models=stage_models(models)))
+
+        async def at(gate):
+            while not any(r["meta"].get("gate") == gate for r in s.store.list_runs(kind="pipeline")):
+                await asyncio.sleep(0.02)
+            return s.store.list_runs(kind="pipeline")[0]["id"]
+
+        s.approve(await at("architect"), "plan ok")
+        run_id = await at("backend")
+        assert models["frontend"].calls == []  # the first answer did not open the second gate
+        s.approve(run_id, "backend ok")
+        result = await running
+    assert result["status"] == "done"
+    assert [(a["after"], a["note"]) for a in result["approvals"]] == [("architect", "plan ok"), ("backend", "backend ok")]
+    assert "backend ok" in str(models["frontend"].calls[0].messages[0].content)

@@ -25,7 +25,7 @@ async def wait_at_gate(ex: Executor, run_id: str, after: str, *, summary: str = 
     ``subject``: what is approved (stored with the answer: a plan's hash, say)."""
     session = ex.session
     await ex.step(f"gate:{after}", lambda: _waiting(session, run_id, after, summary))
-    value = await ex.wait_signal(f"{run_id}:approve")
+    value = await ex.wait_signal(f"{run_id}:approve:{after}")  # one topic per gate: an answer answers one
     answer = {**(value if isinstance(value, dict) else {"approved": bool(value)}), "after": after}
     await ex.step(f"gate-answered:{after}", lambda: session.store.update_meta(
         run_id, state="running" if answer["approved"] else "rejected", gate=None,
@@ -64,5 +64,6 @@ def answer(session: Any, run_id: str, approved: bool, text: str = "") -> dict[st
         value: Any = {"approved": approved, ("note" if approved else "reason"): text}
     else:
         value = approved
-    session.signal(record["id"], "approve", value)
+    gate = record["meta"].get("gate")
+    session.signal(record["id"], f"approve:{gate}" if gate else "approve", value)
     return record
