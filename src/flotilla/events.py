@@ -147,6 +147,27 @@ class PlanReady(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReviewRound(Event):
+    """A findings loop's reviewer answered round ``round``: its verdict, the findings it reported
+    (each a ``patterns._findings.Finding`` as JSON, blocking or not) and what it resolved."""
+
+    round: int
+    verdict: str
+    findings: list[dict[str, Any]]
+    resolved: list[str] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
+    ended: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateWaiting(Event):
+    """A run stopped at an approval gate: ``flotilla approve RUN`` or ``flotilla reject RUN`` answers it."""
+
+    gate: str
+    summary: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class LedgerSessionEnded(Event):
     """A ledger's worker session was verified by flotilla and recorded (``passed``: its feature flipped)."""
 

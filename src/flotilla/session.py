@@ -249,10 +249,14 @@ class Session:
         ``options`` are ``patterns.race.begin``'s (``n``: attempts per model, best-of-N with one model;
         ``select``: ``checks``, ``checks+judge``, ``pairwise`` or ``vote``; ``agent``, ``parallel``, ``judge``, ``pick``,
         ``budget_usd``, ``max_turns``, ``attempt_timeout_s``, ``setup``, ``base``, ``allow_dirty``,
-        ``keep``, ``fallback``, ``queue``, ``remote``, ``approve_asks``). Returns a ``RaceOutcome``.
+        ``keep``, ``fallback``, ``queue``, ``remote``, ``approve_asks``); ``review_with=MODEL`` sends the winner
+        through the findings loop before it is offered for merge (``outcome.review``). Returns a ``RaceOutcome``.
         """
         from .patterns import race as racing
 
+        review_with = self.model_name(options.pop("review_with", None))
+        if review_with:  # the winner is reviewed before it is offered for merge: never merged by the race
+            options["pick"] = "manual"
         begun = racing.begin(self, spec, models=[self.model_name(m) or "" for m in models], check=check, **options)
         if sink is not None:
             sink.emit(begun.started_event())
@@ -262,7 +266,12 @@ class Session:
         except Cancelled:
             racing.record_cancelled(self, begun.job)
             raise
-        return racing.RaceOutcome.from_dict(result)
+        outcome = racing.RaceOutcome.from_dict(result)
+        if review_with:
+            from .patterns.review import review_winner
+
+            return await review_winner(self, outcome, review_with)
+        return outcome
 
     async def eval(self, tasks: str | Path, configs: list[str | Path], *, n: int | None = None,
                    budget_usd: float | None = None, resume: str | None = None, on_result: Any = None) -> Any:
@@ -300,6 +309,59 @@ class Session:
         finally:
             if asking is not None:
                 asking.cancel()
+
+    async def review(self, task: str | None = None, *, reviewer: str | Model, writer: str | Model | None = None,
+                     sink: EventSink | None = None, **options: Any) -> dict[str, Any]:
+        """The writer implements ``task`` (or ``branch=B`` is reviewed as it is), the reviewer reviews the
+        diff, the writer fixes the blocking findings, until clean or ``rounds``; returns the report as
+        JSON. ``options`` are ``patterns.review.begin``'s. Nothing is merged (``merge(run_id)`` is yours)."""
+        from .patterns import review as reviewing
+
+        begun = reviewing.begin(self, task, reviewer=self.model_name(reviewer) or "",
+                                writer=self.model_name(writer), **options)
+        return await self._pattern("flotilla.review", begun.review_id, begun, sink, reviewing.record_cancelled)
+
+    async def pipeline(self, task: str, *, name: str = "default", model: str | Model | None = None,
+                       models: Mapping[str, str | Model] | None = None, detach: bool = False,
+                       sink: EventSink | None = None, **options: Any) -> dict[str, Any]:
+        """Runs pipeline ``name`` (``.flotilla/pipelines/NAME.toml``, or the built-in ``default``) on
+        ``task``; ``models`` by stage name, ``model`` for the rest. Unless ``yes=True`` it waits at its
+        gate for ``approve(run_id)`` / ``reject(run_id, reason)``; ``detach=True`` returns once it waits
+        there (durably: this process may exit). ``options`` are ``patterns.pipeline.begin``'s."""
+        from .patterns import pipeline as piping
+
+        begun = piping.begin(self, task, name=name, model=self.model_name(model),
+                             models={k: self.model_name(v) or "" for k, v in (models or {}).items()}, **options)
+        if detach and not options.get("yes"):
+            from .patterns._gate import until_gate
+
+            if sink is not None:
+                sink.emit(begun.started_event())
+            done = await until_gate(self, "flotilla.pipeline", begun.pipeline_id, begun.job)
+            return done if done is not None else piping.waiting(self, begun)
+        return await self._pattern("flotilla.pipeline", begun.pipeline_id, begun, sink, piping.record_cancelled)
+
+    def approve(self, run_id: str, note: str = "") -> str:
+        """Approves what a run waits for at its gate (a pipeline's plan, a fan-out's); returns its id."""
+        from .patterns._gate import answer
+
+        return answer(self, run_id, True, note)["id"]
+
+    def reject(self, run_id: str, reason: str = "") -> str:
+        """Refuses it: the run ends, nothing more is spent."""
+        from .patterns._gate import answer
+
+        return answer(self, run_id, False, reason)["id"]
+
+    async def _pattern(self, name: str, run_id: str, begun: Any, sink: EventSink | None,
+                       cancelled: Callable[[Any, dict[str, Any]], None]) -> dict[str, Any]:
+        if sink is not None:
+            sink.emit(begun.started_event())
+        try:
+            return await self._top(name, begun.job, run_id, sink, on_cancel=lambda: cancelled(self, begun.job))
+        except Cancelled:
+            cancelled(self, begun.job)
+            raise
 
     async def ledger(self, action: str = "work", goal: str | None = None, *, sink: EventSink | None = None,
                      **options: Any) -> dict[str, Any]:
@@ -376,6 +438,10 @@ class Session:
         fan-out run with ``pick="manual"``, its integration branch."""
         from .patterns.race import merge_attempt
 
+        if self.store.get_run(race_id)["kind"] in ("review", "pipeline"):
+            from .patterns.review import merge_review
+
+            return merge_review(self, race_id)
         if self.store.get_run(race_id)["kind"] == "fanout":
             from .patterns.fanout import merge_integration
 
@@ -418,6 +484,12 @@ class Session:
 
     def fanout_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.fanout(*args, **kwargs))
+
+    def review_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._sync(lambda: self.review(*args, **kwargs))
+
+    def pipeline_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._sync(lambda: self.pipeline(*args, **kwargs))
 
     def ledger_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.ledger(*args, **kwargs))
@@ -494,7 +566,7 @@ class Session:
 def load_tasks() -> None:
     """Imports the modules that register tasks (a durable run's code must be known before launch)."""
     from .kernel import agent_run, unit  # noqa: F401
-    from .patterns import fanout, ledger, race  # noqa: F401
+    from .patterns import fanout, ledger, pipeline, race, review  # noqa: F401
 
 
 def _session_for(job: dict[str, Any]) -> Session:

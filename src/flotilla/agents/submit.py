@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import UserError
+
 from ..messages import ToolSpec
 
 
@@ -45,3 +47,26 @@ class Submission:
 
     def refusal(self, errors: list[str]) -> str:
         return f"{self.name} refused: fix these and call it again:\n" + "\n".join(f"- {e}" for e in errors)
+
+
+KINDS: dict[str, Callable[..., Submission]] = {}
+"""Submission factories by name, so that work given as JSON (a ``WorkUnit``) can ask for one:
+``{"kind": name, "args": {...}}``. The module that defines a kind registers it on import."""
+
+
+def kind(name: str) -> Callable[[Callable[..., Submission]], Callable[..., Submission]]:
+    def register(factory: Callable[..., Submission]) -> Callable[..., Submission]:
+        KINDS[name] = factory
+        return factory
+
+    return register
+
+
+def from_json(data: dict[str, Any] | None) -> Submission | None:
+    """The submission a work unit's JSON asks for, or None."""
+    if not data:
+        return None
+    factory = KINDS.get(data["kind"])
+    if factory is None:
+        raise UserError(f"no submission kind {data['kind']!r} (known: {', '.join(sorted(KINDS)) or 'none'})")
+    return factory(**data.get("args", {}))

@@ -17,7 +17,6 @@ err = make_console(stderr=True)
 
 def register(app: typer.Typer) -> None:
     app.command("fanout")(fanout)
-    app.command("approve")(approve)
 
 
 def fanout(
@@ -70,21 +69,6 @@ def _ask(slices: list[dict[str, Any]]) -> bool:
 
     err.print(plan_table(slices), highlight=False, markup=False)
     return typer.confirm(f"Run these {len(slices)} slices?", default=False, err=True)
-
-
-def approve(run: str = typer.Argument(..., help="The fan-out waiting for approval of its plan."),
-            reject: bool = typer.Option(False, "--reject", help="Refuse the plan: the run ends, nothing spent on workers."),
-            cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to read.")) -> None:
-    """Approve (or reject) the plan of a fan-out waiting for it."""
-    from ..session import Session
-
-    session = Session(project=cwd or Path.cwd(), durable=False)
-    record = session.store.get_run(run)
-    if record["meta"].get("state") != "awaiting approval":
-        raise UserError(f"run {record['id']} is not waiting for approval ({record['status']}, "
-                        f"{record['meta'].get('state') or 'no plan yet'})")
-    session.signal(record["id"], "approve", not reject)
-    out.print(f"{'rejected' if reject else 'approved'}: {record['id']}", highlight=False)
 
 
 def demo_fanout(keep: bool) -> int:

@@ -64,6 +64,8 @@ def race(
     remote: Optional[str] = typer.Option(
         None, "--remote", help="The git remote workers share (default: \\[worker] remote in flotilla.toml)."),
     sandbox: Optional[str] = sandbox_option(),
+    review_with: Optional[str] = typer.Option(None, "--review-with", help="A reviewer model: the winner goes "
+                                              "through the findings loop before it is offered for merge."),
 ) -> None:
     """Race one spec across models in git worktrees; verify, rank, merge the winner."""
     from ..patterns._preflight import preflight
@@ -119,7 +121,7 @@ def race(
                                         judge=judge, select=select, pick=pick, keep=keep, budget_usd=budget_usd,
                                         allow_dirty=allow_dirty, setup=setup, max_turns=max_turns,
                                         attempt_timeout_s=attempt_timeout, queue=queue, remote=remote, approve_asks=yes,
-                                        sink=FanOut(view, Started()))
+                                        review_with=review_with, sink=FanOut(view, Started()))
     except KeyboardInterrupt:
         if not started:
             raise

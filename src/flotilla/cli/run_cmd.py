@@ -285,6 +285,8 @@ def runs(limit: int = typer.Option(20, "--limit", "-n", help="How many runs to l
         status = r["status"]
         if r["id"] in states:  # a resumed run's row still names the dead process
             status = {"resumable": "crashed (resumable)"}.get(states[r["id"]], states[r["id"]])
+        if r["status"] == "running" and (r["meta"] or {}).get("state") == "awaiting approval":
+            status = "waiting: approve or reject"  # a person is needed, whether its process still runs or not
         table.add_row(r["id"], r["kind"], status, (r["reason"] or "")[:40],
                       format_cost(_family_cost(store, r, catalog)), _age(r["created_at"]), r["title"][:70])
     out.print(table)
@@ -312,6 +314,14 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
         from ._sampled import sampled_report
 
         out.print(sampled_report(run["result"]))
+    if run["kind"] == "pipeline" and run["result"]:
+        from ..patterns._pipeline_report import render as render_pipeline
+
+        out.print(render_pipeline(run["result"]), highlight=False, markup=False)
+    if run["kind"] == "review" and run["result"]:
+        from ..patterns._review_report import render as render_review
+
+        out.print(render_review(run["result"]), highlight=False, markup=False)
     if run["kind"] == "fanout" and run["result"]:
         from ..patterns._fanout_report import render
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..agents.submit import from_json as submit_from_json
 from ..errors import Cancelled
 from ..events import AttemptFinished, AttemptStarted, CheckRan, RunFinished, RunStarted, UnitState
 from ..workspaces import DEFAULT_DIR, Repo, Worktree, create_worktree, diff_stat, open_repo, remove_worktree, \
@@ -70,6 +71,9 @@ class WorkUnit:
     """Set when the unit runs on a worker machine: its clone comes from, and its branch goes to, this remote."""
     approve_asks: bool = False
     """Let through the tool calls an ``ask`` permission rule holds for a person (``--yes``)."""
+    submit: dict[str, Any] | None = None
+    """A structured answer the worker ends with (``agents.submit.from_json``: ``{"kind", "args"}``); its
+    validated input is ``UnitResult.submitted``. Flotilla agents only."""
     deny: list[str] = field(default_factory=list)
     """Permission rules the runtime adds for the worker (``Limits.deny``): a ledger's ``features.json``."""
 
@@ -111,6 +115,8 @@ class UnitResult:
     output_tail: str = ""
     fallback_used: str = ""
     """The fallback model that took over from an overloaded or unavailable primary, if any."""
+    submitted: dict[str, Any] | None = None
+    """The validated structured answer, when the unit asked for one (``WorkUnit.submit``)."""
 
     @property
     def passed(self) -> bool:
@@ -244,8 +250,9 @@ async def _agent(ex: Executor, unit: WorkUnit, worktree: Worktree, result: UnitR
                                  fallback=unit.worker.fallback, max_turns=unit.max_turns,
                                  timeout_s=unit.timeout_s, budget_usd=unit.budget_usd,
                                  budget_scope=unit.budget_scope or unit.run_id, rebuild=rebuild, project=project,
-                                 approve_asks=unit.approve_asks, deny=tuple(unit.deny))
-    result.turns, result.stop_reason = outcome.turns, outcome.stop_reason
+                                 approve_asks=unit.approve_asks, deny=tuple(unit.deny),
+                                 submit=submit_from_json(unit.submit))
+    result.turns, result.stop_reason, result.submitted = outcome.turns, outcome.stop_reason, outcome.submitted
     if outcome.stop_reason == "cancelled":
         raise asyncio.CancelledError
     if outcome.stop_reason != "end_turn":

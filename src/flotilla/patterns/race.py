@@ -62,6 +62,8 @@ class RaceOutcome:
     notes: list[str] = field(default_factory=list)
     selection: dict[str, Any] | None = None
     """The ``Selection`` that picked the winner: strategy, reason, model calls, the reasoning log."""
+    review: dict[str, Any] | None = None
+    """The winner's review (``race(..., review_with=MODEL)``): ``patterns.review``'s report."""
 
     def attempts_by_name(self) -> dict[str, Attempt]:
         return {a.name: a for a in self.attempts}
@@ -70,7 +72,7 @@ class RaceOutcome:
         return {"race_id": self.race_id, "status": self.status, "winner": self.winner.name if self.winner else None,
                 "base_branch": self.base_branch, "base_commit": self.base_commit, "merged": self.merged,
                 "merge_error": self.merge_error, "judge_cost_usd": self.judge_cost_usd, "notes": self.notes,
-                "selection": self.selection,
+                "selection": self.selection, "review": self.review,
                 "attempts": [a.to_dict() for a in self.attempts], "winner_diff": self.winner_diff[:MAX_STORED_DIFF]}
 
     @classmethod
@@ -83,7 +85,7 @@ class RaceOutcome:
         return cls(data["race_id"], data["status"], attempts, winner, data["base_branch"], data["base_commit"],
                    merged=data.get("merged"), merge_error=data.get("merge_error"),
                    winner_diff=data.get("winner_diff", ""), judge_cost_usd=data.get("judge_cost_usd", 0.0),
-                   notes=list(data.get("notes", [])), selection=data.get("selection"))
+                   notes=list(data.get("notes", [])), selection=data.get("selection"), review=data.get("review"))
 
 
 @dataclass

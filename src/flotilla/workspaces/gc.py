@@ -39,13 +39,16 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def run_state(store: Any, run_id: str) -> str:
-    """``crashed``, ``running``, ``finished`` or ``unknown`` for one run id."""
-    rows = store.execute("SELECT status, pid FROM runs WHERE id = ?", (run_id,))
+    """``crashed``, ``running``, ``waiting for approval``, ``finished`` or ``unknown`` for one run id. A
+    run waiting at an approval gate is not crashed when its process has exited: it waits, durably."""
+    rows = store.execute("SELECT status, pid, meta FROM runs WHERE id = ?", (run_id,))
     if not rows:
         return "unknown"
     status, pid = rows[0]["status"], rows[0]["pid"]
     if status != "running":
         return "finished"
+    if '"awaiting approval"' in (rows[0]["meta"] or ""):
+        return "waiting for approval"
     return "running" if pid_alive(pid) else "crashed"
 
 
