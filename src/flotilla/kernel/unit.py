@@ -16,20 +16,26 @@ file tools run again to rebuild it.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled
-from ..events import AttemptFinished, AttemptStarted, CheckRan, RunFinished, RunStarted, UnitState
-from ..workspaces import DEFAULT_DIR, Repo, Worktree, create_worktree, diff_stat, open_repo, remove_worktree, \
-    run_setup
+from ..events import (AttemptFinished, AttemptStarted, CheckRan, ExternalRan, MessageAdded, RunFinished, RunStarted,
+                      UnitState)
+from ..workspaces import DEFAULT_DIR, Repo, Worktree, create_worktree, diff_stat, ensure_excluded, open_repo, \
+    remove_worktree, run_setup
 from ..workspaces.sandbox import Sandbox, sandbox_for
 from ..workspaces.worktree import worktree_root
 from .agent_run import run_agent_in
 from .executor import Executor, task
-from .external import run_external
+from ._cli_env import cli_model, gateway_env, resolve
+from ._metered import metered
+from ._transcript import transcript
+from .external import ARTIFACTS, OUTPUT_TAIL, Cli, ExternalResult, run_external
 
 
 @dataclass
@@ -41,6 +47,10 @@ class Worker:
     fallback: list[str] = field(default_factory=list)
     template: str | None = None
     """The external command template, or None for a flotilla agent."""
+    cli_kind: str | None = None
+    """The external CLI's family (``codex`` …): how it is metered through the gateway; None runs it as is."""
+    direct: bool = False
+    """Run the external CLI against its own provider, unmetered."""
 
 
 @dataclass
@@ -88,6 +98,8 @@ class UnitResult:
     model: str
     run_id: str
     external: bool = False
+    metered: bool = True
+    """Whether flotilla counted its model calls (its own agents; an external CLI through its gateway)."""
     branch: str = ""
     path: str = ""
     status: str = "pending"
@@ -255,18 +267,56 @@ async def _external(session: Any, unit: WorkUnit, worktree: Worktree) -> dict[st
                              meta={"agent": unit.worker.agent, "model": unit.worker.model,
                                    "workspace": str(worktree.path)}, run_id=unit.run_id, exist_ok=True)
     session.emit(RunStarted(run_id=unit.run_id, kind="attempt", title=unit.name, parent_id=unit.parent_id))
-    assert unit.worker.template is not None
     from ..agents.limits import LimitsConfig
 
-    timeout = unit.timeout_s or LimitsConfig.load(session.settings_for(Path(unit.root))).wall_clock_s or None
-    done = await run_external(unit.worker.template, spec=unit.instructions, model=unit.worker.model,
-                              workspace=worktree.path, timeout=timeout, sandbox=_sandbox(session, unit).for_external())
+    settings = session.settings_for(Path(unit.root))
+    timeout = unit.timeout_s or LimitsConfig.load(settings).wall_clock_s or None
+    gitignore = worktree.path / ".gitignore"
+    had_gitignore = gitignore.exists()
+    done, metered = await run_cli(session, unit, worktree, settings, timeout)
+    if gitignore.exists() and not had_gitignore:
+        gitignore.unlink()  # the CLI's own (aider's), never the attempt's work
+    session.emit(ExternalRan(run_id=unit.run_id, agent=unit.worker.agent, command=done.command,
+                             exit_code=done.exit_code, output=done.output, duration_ms=done.duration_s * 1000,
+                             metered=metered))
+    for message in transcript(unit.worker.cli_kind, done.output):
+        session.emit(MessageAdded(run_id=unit.run_id, message=message))
+    tail = done.output[-OUTPUT_TAIL:]
     if done.timed_out:
-        return {"output": done.output, "error": f"{unit.worker.agent} timed out after {timeout:g}s", "stop": "timeout"}
+        return {"output": tail, "error": f"{unit.worker.agent} timed out after {timeout:g}s", "stop": "timeout"}
     if not done.ok:
-        return {"output": done.output, "stop": "error",
+        return {"output": tail, "stop": "error",
                 "error": f"{unit.worker.agent} exited {done.exit_code}: {done.output.strip()[-300:]}"}
-    return {"output": done.output, "error": None, "stop": "end_turn"}
+    return {"output": tail, "error": None, "stop": "end_turn"}
+
+
+async def run_cli(session: Any, unit: WorkUnit, worktree: Worktree, settings: Any,
+                  timeout: float | None) -> tuple[ExternalResult, bool]:
+    """Runs the unit's CLI, through its own metered gateway when flotilla knows how to point it at one;
+    returns what it did and whether it was metered."""
+    worker = unit.worker
+    assert worker.template is not None
+    ensure_excluded(worktree.repo, *ARTIFACTS)
+    cli = Cli(worker.template, worker.cli_kind, direct=worker.direct)
+    sandbox = _sandbox(session, unit).for_external()
+    model_name = worker.model or (settings.model if cli.metered else "")
+    model = cli_model(cli.kind, model_name, session.catalog, metered=cli.metered)
+    if not cli.metered:
+        done = await run_external(worker.template, spec=unit.instructions, model=model, workspace=worktree.path,
+                                  timeout=timeout, sandbox=sandbox)
+        return done, False
+    home = Path(tempfile.mkdtemp(prefix=f"flotilla-{unit.name}-"))
+    chain = [resolve(m, session.catalog) for m in [model_name, *worker.fallback]]
+    try:
+        with metered(session, run_id=unit.run_id, scope=unit.budget_scope or unit.run_id, settings=settings,
+                     chain=chain, budget_usd=unit.budget_usd, home=home / "gateway") as gateway:
+            assert cli.kind is not None
+            env = gateway_env(cli.kind, url=gateway.url, key=gateway.key, home=home / "home")
+            done = await run_external(worker.template, spec=unit.instructions, model=model,
+                                      workspace=worktree.path, timeout=timeout, env=env, sandbox=sandbox)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return done, True
 
 
 def _sandbox(session: Any, unit: WorkUnit) -> Sandbox:
@@ -301,8 +351,11 @@ def _tokens(session: Any, result: UnitResult) -> None:
     """Tokens and cost from the store's usage rows (the unit's run and its subagents): the one record
     of spend, complete however often the unit was resumed."""
     if result.external:
-        result.cost_usd = session.store.cost([result.run_id]) if session.store.usage([result.run_id]) else None
-        return
+        rows = session.store.usage([result.run_id])
+        result.metered = bool(rows)
+        if not rows:
+            result.cost_usd = None
+            return
     fell = session.store.events(result.run_id, kind="FallbackUsed")
     result.fallback_used = fell[-1]["to_model"] if fell else ""
     rows = session.store.usage(session.store.family(result.run_id))

@@ -1,0 +1,119 @@
+"""External CLIs as race workers, metered: each attempt through its own gateway and key, its tokens and
+cost in the run store, its command and output shown by `flotilla show RUN ATTEMPT`, and what the CLI
+wrote for itself never committed. A small Python program stands in for aider here (it speaks Chat
+Completions to ``OPENAI_API_BASE`` as litellm does); tests/test_external_real.py runs the real CLIs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flotilla import Session
+from flotilla.errors import UserError
+from flotilla.kernel._cli_env import cli_model
+from flotilla.models.catalog import Catalog
+from flotilla.patterns._race_plan import RaceConfig, build_plans
+from flotilla.store import SQLiteStore
+from flotilla.testing.fake_provider import FakeProvider
+from test_race_cli import FLOTILLA
+from test_race_support import CHECK, make_repo, sh
+
+FAKE_AIDER = """import json, os, pathlib, sys, urllib.request
+model, spec = sys.argv[1], sys.argv[2]
+assert spec.startswith("- "), spec  # a Markdown bullet arrived whole, not as an option
+body = {"model": model.split("/", 1)[1], "messages": [{"role": "user", "content": spec}]}
+request = urllib.request.Request(os.environ["OPENAI_API_BASE"] + "/chat/completions", json.dumps(body).encode(),
+                                 {"content-type": "application/json",
+                                  "authorization": "Bearer " + os.environ["OPENAI_API_KEY"]})
+for _ in range(2):  # two calls: a budget spent by the first refuses the second
+    answer = json.load(urllib.request.urlopen(request))["choices"][0]["message"]["content"]
+p = pathlib.Path("calc.py"); p.write_text(p.read_text().replace("a - b", answer))
+pathlib.Path(".aider.chat.history.md").write_text("history")
+pathlib.Path(".aider.tags.cache.v4").mkdir()
+print("\\x1b[32mdone\\x1b[0m with", model)
+"""
+
+
+def project(tmp_path: Path, url: str, *, direct: bool = False) -> Path:
+    repo = make_repo(tmp_path / "r")
+    (repo / ".gitignore").unlink()
+    sh(repo, "git", "commit", "-qam", "no ignore file")
+    cli = tmp_path / "fake_aider.py"
+    cli.write_text(FAKE_AIDER)
+    (repo / "flotilla.toml").write_text(
+        f'[providers.fakeoai]\nkind = "openai"\nbase_url = "{url}/v1"\napi_key_env = "FAKE_KEY"\n\n'
+        '[models."fakeoai:gpt-test"]\ninput = 2.0\noutput = 10.0\n\n'
+        f'[race.agents.aider]\ncommand = "{sys.executable} {cli} {{model}} {{spec}}"\nkind = "aider"\n'
+        f"direct = {'true' if direct else 'false'}\n")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "configure")
+    return repo
+
+
+def race(repo: Path, **kw):
+    store = SQLiteStore(repo.parent / "store.db")
+    session = Session(project=repo, durable=False, store=store)
+    return session.race_sync("- make add add", check=CHECK, models=["fakeoai:gpt-test"], agent="aider", **kw), store
+
+
+def test_a_metered_external_attempt_has_tokens_cost_and_a_clean_diff(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_KEY", "sk-upstream-secret")
+    with FakeProvider({"gpt-test": {"text": "a + b"}}) as fp:
+        repo = project(tmp_path, fp.url)
+        outcome, store = race(repo, budget_usd=1.0)
+        winner = outcome.winner
+        assert winner is not None and outcome.merged, [a.error for a in outcome.attempts]
+        assert winner.input_tokens > 0 and winner.output_tokens > 0 and winner.cost_usd and winner.cost_usd > 0
+        sent = [r for r in fp.received if r.path == "/v1/chat/completions"]
+        assert sent and sent[0].body["model"] == "gpt-test"
+        assert sent[0].headers["authorization"] == "Bearer sk-upstream-secret"  # the CLI never saw this key
+    files = sh(repo, "git", "ls-tree", "-r", "--name-only", "HEAD").split()
+    assert sorted(files) == ["calc.py", "flotilla.toml", "test_calc.py"]  # no .aider*, no .gitignore
+    ran = store.events(winner.run_id, "ExternalRan")[0]
+    assert ran["exit_code"] == 0 and ran["metered"] and "done with openai/gpt-test" in ran["output"]
+    assert "\x1b" not in ran["output"] and "sk-" not in ran["command"] and "flt-" not in json.dumps(ran)
+    shown = subprocess.run([*FLOTILLA, "show", outcome.race_id, "a1"], cwd=repo,
+                           capture_output=True, text=True, env={"FLOTILLA_STORE": str(repo.parent / "store.db"),
+                                                                "PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "fake_aider.py" in shown.stdout and "exit code 0" in shown.stdout and "done with" in shown.stdout
+    assert "$0.0000" not in shown.stdout and "—" not in shown.stdout.split("total")[-1]
+
+
+def test_a_direct_external_attempt_shows_its_cost_as_unknown(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_KEY", "k")
+    with FakeProvider({"gpt-test": {"text": "a + b"}}) as fp:
+        repo = project(tmp_path, fp.url, direct=True)
+        monkeypatch.setenv("OPENAI_API_BASE", fp.url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        outcome, _ = race(repo)
+    assert outcome.winner is not None and outcome.winner.cost_usd is None and not outcome.winner.metered
+
+
+def test_a_metered_attempt_over_its_budget_is_refused_by_the_gateway(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_KEY", "k")
+    with FakeProvider({"gpt-test": {"text": "a + b"}}) as fp:
+        repo = project(tmp_path, fp.url)
+        outcome, store = race(repo, budget_usd=1e-9)
+        assert fp.count() == 1  # admitted while nothing was spent; the second call found the key spent
+    assert outcome.winner is None and "HTTP Error 429" in outcome.attempts[0].error
+    assert store.usage([outcome.attempts[0].run_id])[0]["calls"] == 1
+
+
+def test_a_template_without_model_refuses_m_and_models_are_named_as_each_cli_knows_them() -> None:
+    config = RaceConfig(agents={"mine": "mytool --message {spec}"})
+    with pytest.raises(UserError, match=r"has no \{model\}, so -m foo would change nothing"):
+        build_plans(["foo", "bar"], agent="mine", config=config)
+    assert [p.model for p in build_plans([], agent="mine", config=config)] == [""]
+    catalog = Catalog.load({})
+    sonnet = catalog.resolve("sonnet").split(":", 1)[1]
+    assert cli_model("codex", "sonnet", catalog, metered=True) == sonnet
+    assert cli_model("aider", "sonnet", catalog, metered=True) == f"openai/{sonnet}"
+    assert cli_model("aider", "sonnet", catalog, metered=False) == f"anthropic/{sonnet}"
+    assert cli_model(None, "sonnet", catalog, metered=False) == "sonnet"
+    with pytest.raises(UserError, match="kind 'nope' is not one of"):
+        build_plans([], agent="x", config=RaceConfig(agents={"x": {"command": "x {spec}", "kind": "nope"}}))
