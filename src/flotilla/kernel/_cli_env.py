@@ -18,7 +18,8 @@ from typing import Any
 from ..errors import UserError
 
 QUIET = {"DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-         "DO_NOT_TRACK": "1", "NO_COLOR": "1", "AIDER_ANALYTICS": "false", "AIDER_CHECK_UPDATE": "false"}
+         "DO_NOT_TRACK": "1", "NO_COLOR": "1", "AIDER_ANALYTICS": "false", "AIDER_CHECK_UPDATE": "false",
+         "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 """No telemetry, update checks or colour: an attempt talks to the gateway and nothing else."""
 UNSET = ("ANTHROPIC_AUTH_TOKEN", "OPENAI_BASE_URL", "OPENAI_ORGANIZATION", "GOOGLE_API_KEY",
          "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_CLOUD_PROJECT")
