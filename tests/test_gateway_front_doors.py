@@ -173,3 +173,17 @@ def test_gemini_cli_captured_request_is_served(tmp_path) -> None:
                             headers={"x-goog-api-key": gw.secrets["k"]})
         chunks = sse_data(answer.text)
         assert "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"]) == "done"
+
+
+def test_the_fake_provider_speaks_responses_and_gemini_itself() -> None:
+    with FakeProvider({"gpt-x": [{"text": "hi"}, {"tool_use": TOOL}], "gemini-x": {"text": "hello"}}) as fp:
+        client = openai.OpenAI(base_url=fp.url + "/v1", api_key="k", max_retries=0)
+        assert client.responses.create(model="gpt-x", input="hi").output_text == "hi"
+        events = list(client.responses.create(model="gpt-x", input="hi", stream=True,
+                                              tools=[{"type": "function", "name": "Bash", "parameters": {}}]))
+        assert events[-1].response.output[0].name == "Bash"
+        answer = httpx.post(fp.url + "/v1beta/models/gemini-x:streamGenerateContent?alt=sse&key=k",
+                            json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}).text
+        assert "".join(p.get("text", "") for c in sse_data(answer) for p in c["candidates"][0]["content"]["parts"]) \
+            == "hello"
+        assert [r.model for r in fp.received] == ["gpt-x", "gpt-x", "gemini-x"]

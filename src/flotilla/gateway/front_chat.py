@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any
 
-from .front import image_block, merged, parse_args, sse, text_of
+from ._wire import image_block, merged, parse_args, sse, text_of
 
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
           "pause_turn": "stop", "refusal": "content_filter"}

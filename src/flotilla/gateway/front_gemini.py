@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from .front import merged, sse
+from ._wire import merged, sse
 
 FINISH = {"end_turn": "STOP", "stop_sequence": "STOP", "tool_use": "STOP", "max_tokens": "MAX_TOKENS",
           "refusal": "SAFETY"}

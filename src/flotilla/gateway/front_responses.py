@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from .front import image_block, merged, sse, text_of, parse_args
+from ._wire import image_block, merged, sse, text_of, parse_args
 
 DEFAULT_MAX_TOKENS = 16384
 _CUSTOM_SCHEMA = {"type": "object", "properties": {"input": {"type": "string", "description": "The tool's input."}},
