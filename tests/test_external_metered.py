@@ -117,3 +117,25 @@ def test_a_template_without_model_refuses_m_and_models_are_named_as_each_cli_kno
     assert cli_model(None, "sonnet", catalog, metered=False) == "sonnet"
     with pytest.raises(UserError, match="kind 'nope' is not one of"):
         build_plans([], agent="x", config=RaceConfig(agents={"x": {"command": "x {spec}", "kind": "nope"}}))
+
+
+def test_preflight_finds_a_missing_cli_and_warns_of_an_old_one_before_any_worktree(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_KEY", "k")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    old = bin_dir / "codex"
+    old.write_text("#!/bin/sh\necho 'codex-cli 0.1.0'\n")
+    old.chmod(0o755)
+    repo = project(tmp_path, "http://127.0.0.1:9")
+    session = Session(project=repo, durable=False, store=SQLiteStore(tmp_path / "store.db"))
+    from flotilla.patterns._preflight import preflight
+
+    def plans(agent: str):
+        return build_plans(["fakeoai:gpt-test"], agent=agent, config=RaceConfig())
+
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    warnings = preflight(plans("codex"), check=CHECK, agents={}, settings=session.settings, catalog=session.catalog)
+    assert any("codex 0.1.0 is older than 0.171.0" in w for w in warnings), warnings
+    with pytest.raises(UserError, match="'gemini' is not found on PATH"):
+        session.race_sync("fix it", check=CHECK, models=["fakeoai:gpt-test"], agent="gemini")
+    assert not (repo / ".flotilla" / "worktrees").exists() and session.store.list_runs() == []
