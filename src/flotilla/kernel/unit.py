@@ -16,26 +16,20 @@ file tools run again to rebuild it.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled
-from ..events import (AttemptFinished, AttemptStarted, CheckRan, ExternalRan, MessageAdded, RunFinished, RunStarted,
-                      UnitState)
-from ..workspaces import DEFAULT_DIR, Repo, Worktree, create_worktree, diff_stat, ensure_excluded, open_repo, \
-    remove_worktree, run_setup
+from ..events import AttemptFinished, AttemptStarted, CheckRan, RunFinished, UnitState
+from ..workspaces import DEFAULT_DIR, Repo, Worktree, create_worktree, diff_stat, open_repo, remove_worktree, \
+    run_setup
 from ..workspaces.sandbox import Sandbox, sandbox_for
 from ..workspaces.worktree import worktree_root
 from .agent_run import run_agent_in
 from .executor import Executor, task
-from ._cli_env import cli_model, gateway_env, resolve
-from ._metered import metered
-from ._transcript import transcript
-from .external import ARTIFACTS, OUTPUT_TAIL, Cli, ExternalResult, run_external
+from ._external_run import external_step
 
 
 @dataclass
@@ -172,7 +166,8 @@ async def run_unit(ex: Executor, unit: WorkUnit) -> UnitResult:
             await run_setup(worktree, unit.setup, timeout=unit.check_timeout_s, sandbox=_sandbox(session, unit).for_checks())
         _state(session, unit, result, "running")
         if unit.worker.template is not None:
-            done = await ex.step("unit:external", lambda: _external(session, unit, worktree))
+            done = await ex.step("unit:external", lambda: external_step(session, unit, worktree,
+                                                                         _sandbox(session, unit)))
             result.output_tail, result.error, result.stop_reason = done["output"], done["error"], done["stop"]
         else:
             await _agent(ex, unit, worktree, result, rebuild=fresh, project=repo.root)
@@ -260,63 +255,6 @@ async def _agent(ex: Executor, unit: WorkUnit, worktree: Worktree, result: UnitR
         raise asyncio.CancelledError
     if outcome.stop_reason != "end_turn":
         result.error = outcome.error or f"the agent stopped: {outcome.stop_reason}"
-
-
-async def _external(session: Any, unit: WorkUnit, worktree: Worktree) -> dict[str, Any]:
-    session.store.create_run("attempt", f"{unit.name}: {unit.worker.agent}", parent_id=unit.parent_id,
-                             meta={"agent": unit.worker.agent, "model": unit.worker.model,
-                                   "workspace": str(worktree.path)}, run_id=unit.run_id, exist_ok=True)
-    session.emit(RunStarted(run_id=unit.run_id, kind="attempt", title=unit.name, parent_id=unit.parent_id))
-    from ..agents.limits import LimitsConfig
-
-    settings = session.settings_for(Path(unit.root))
-    timeout = unit.timeout_s or LimitsConfig.load(settings).wall_clock_s or None
-    gitignore = worktree.path / ".gitignore"
-    had_gitignore = gitignore.exists()
-    done, metered = await run_cli(session, unit, worktree, settings, timeout)
-    if gitignore.exists() and not had_gitignore:
-        gitignore.unlink()  # the CLI's own (aider's), never the attempt's work
-    session.emit(ExternalRan(run_id=unit.run_id, agent=unit.worker.agent, command=done.command,
-                             exit_code=done.exit_code, output=done.output, duration_ms=done.duration_s * 1000,
-                             metered=metered))
-    for message in transcript(unit.worker.cli_kind, done.output):
-        session.emit(MessageAdded(run_id=unit.run_id, message=message))
-    tail = done.output[-OUTPUT_TAIL:]
-    if done.timed_out:
-        return {"output": tail, "error": f"{unit.worker.agent} timed out after {timeout:g}s", "stop": "timeout"}
-    if not done.ok:
-        return {"output": tail, "stop": "error",
-                "error": f"{unit.worker.agent} exited {done.exit_code}: {done.output.strip()[-300:]}"}
-    return {"output": tail, "error": None, "stop": "end_turn"}
-
-
-async def run_cli(session: Any, unit: WorkUnit, worktree: Worktree, settings: Any,
-                  timeout: float | None) -> tuple[ExternalResult, bool]:
-    """Runs the unit's CLI, through its own metered gateway when flotilla knows how to point it at one;
-    returns what it did and whether it was metered."""
-    worker = unit.worker
-    assert worker.template is not None
-    ensure_excluded(worktree.repo, *ARTIFACTS)
-    cli = Cli(worker.template, worker.cli_kind, direct=worker.direct)
-    sandbox = _sandbox(session, unit).for_external()
-    model_name = worker.model or (settings.model if cli.metered else "")
-    model = cli_model(cli.kind, model_name, session.catalog, metered=cli.metered)
-    if not cli.metered:
-        done = await run_external(worker.template, spec=unit.instructions, model=model, workspace=worktree.path,
-                                  timeout=timeout, sandbox=sandbox)
-        return done, False
-    home = Path(tempfile.mkdtemp(prefix=f"flotilla-{unit.name}-"))
-    chain = [resolve(m, session.catalog) for m in [model_name, *worker.fallback]]
-    try:
-        with metered(session, run_id=unit.run_id, scope=unit.budget_scope or unit.run_id, settings=settings,
-                     chain=chain, budget_usd=unit.budget_usd, home=home / "gateway") as gateway:
-            assert cli.kind is not None
-            env = gateway_env(cli.kind, url=gateway.url, key=gateway.key, home=home / "home")
-            done = await run_external(worker.template, spec=unit.instructions, model=model,
-                                      workspace=worktree.path, timeout=timeout, env=env, sandbox=sandbox)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-    return done, True
 
 
 def _sandbox(session: Any, unit: WorkUnit) -> Sandbox:
