@@ -6,6 +6,7 @@ and Gemini CLI 0.61.0 really sent (captured once into tests/fixtures/) served wh
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -187,3 +188,18 @@ def test_the_fake_provider_speaks_responses_and_gemini_itself() -> None:
         assert "".join(p.get("text", "") for c in sse_data(answer) for p in c["candidates"][0]["content"]["parts"]) \
             == "hello"
         assert [r.model for r in fp.received] == ["gpt-x", "gpt-x", "gemini-x"]
+
+
+def test_a_stream_that_fails_midway_ends_in_each_doors_own_error(tmp_path) -> None:
+    broken = {"text": "hello there", "stream_error": "overloaded_error", "pieces": 6}
+    with FakeProvider({"claude-x": broken}) as fp, served(tmp_path, fp, "fakeanth:claude-x") as gw:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.secrets["k"], max_retries=0)
+        events = list(client.responses.create(model="m", input="hi", stream=True))
+        failed = re.compile("Overloaded|mid-stream")  # the upstream's own error event, or the cut after it
+        assert events[-1].type == "response.failed" and failed.search(events[-1].response.error.message)
+        with pytest.raises(openai.APIError, match=failed):
+            list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],
+                                                stream=True))
+        chunks = sse_data(gemini(gw, {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, stream=True).text)
+        assert failed.search(chunks[-1]["error"]["message"])
+        assert len(gw.rows(3)) == 3
