@@ -51,8 +51,10 @@ def resolve(model: str, catalog: Any) -> str:
 def gateway_env(kind: str, *, url: str, key: str, home: Path) -> dict[str, str]:
     """The environment (and, under ``home``, the configuration files) that send ``kind``'s every
     model call to the gateway at ``url`` with ``key``."""
-    home.mkdir(parents=True, exist_ok=True)
-    env = {**QUIET, **{name: "" for name in UNSET}, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    # its own TMPDIR too: Codex will not make its sandbox helpers in a CODEX_HOME under the temp folder
+    env = {**QUIET, **{name: "" for name in UNSET}, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+           "TMPDIR": str(home / "tmp")}
     if kind == "claude-code":
         env.update(ANTHROPIC_BASE_URL=url, ANTHROPIC_API_KEY=key)
     elif kind == "codex":
