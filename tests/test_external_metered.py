@@ -139,3 +139,13 @@ def test_preflight_finds_a_missing_cli_and_warns_of_an_old_one_before_any_worktr
     with pytest.raises(UserError, match="'gemini' is not found on PATH"):
         session.race_sync("fix it", check=CHECK, models=["fakeoai:gpt-test"], agent="gemini")
     assert not (repo / ".flotilla" / "worktrees").exists() and session.store.list_runs() == []
+
+
+def test_a_metered_cli_is_not_confined_away_from_its_gateway(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_KEY", "k")
+    repo = project(tmp_path, "http://127.0.0.1:9")
+    with (repo / "flotilla.toml").open("a") as f:
+        f.write("\n[sandbox]\nexternal = true\n")
+    session = Session(project=repo, durable=False, store=SQLiteStore(tmp_path / "store.db"))
+    with pytest.raises(UserError, match="would cut it off from the gateway that meters it"):
+        session.race_sync("fix it", check=CHECK, models=["fakeoai:gpt-test"], agent="aider", allow_dirty=True)

@@ -60,6 +60,7 @@ def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], s
             problems += found
             if plan.cli_kind and not plan.direct:  # metered: flotilla itself calls the model
                 model_ok(plan.model or settings.model, f"--agent {plan.agent} --model {plan.model or '(default)'}")
+                problems += _sandboxed(plan.agent, settings)
             if here and not found:
                 warnings += version_warnings(plan.agent, plan.template, settings, environ)
             continue
@@ -87,6 +88,18 @@ def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], s
     if program and here and not _found(program, environ):
         warnings.append(f"--check {check!r}: {program!r} is not found on PATH (fine if the setup command creates it)")
     return warnings
+
+
+def _sandboxed(agent: str, settings: Any) -> list[str]:
+    """A metered CLI confined with the network off could not reach its gateway on the host's loopback."""
+    from ..workspaces.sandbox import SandboxConfig
+
+    config = settings.section("sandbox", SandboxConfig) if settings is not None else SandboxConfig()
+    if config.external and config.network == "off" and config.mode != "off":
+        return [f"--agent {agent}: [sandbox] external = true with the network off would cut it off from the "
+                "gateway that meters it; set direct = true under [race.agents." + agent + "] (its cost is then "
+                "unknown), or [sandbox] network = \"on\""]
+    return []
 
 
 def version_warnings(agent: str, template: str, settings: Any, environ: Mapping[str, str]) -> list[str]:
