@@ -63,6 +63,8 @@ def to_messages(body: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
         choice = body.get("tool_choice")
         if choice == "required":
             out["tool_choice"] = {"type": "any"}
+        elif choice == "none":
+            out["tool_choice"] = {"type": "none"}
         elif isinstance(choice, dict) and choice.get("name"):
             out["tool_choice"] = {"type": "tool", "name": choice["name"]}
     for key in ("temperature", "top_p", "stream"):
