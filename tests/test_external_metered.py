@@ -6,8 +6,11 @@ Completions to ``OPENAI_API_BASE`` as litellm does); tests/test_external_real.py
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ from flotilla.patterns._race_plan import RaceConfig, build_plans
 from flotilla.store import SQLiteStore
 from flotilla.testing.fake_provider import FakeProvider
 from test_race_cli import FLOTILLA
-from test_race_support import CHECK, make_repo, sh
+from test_race_support import CHECK, alive, make_repo, sh
 
 FAKE_AIDER = """import json, os, pathlib, sys, urllib.request
 model, spec = sys.argv[1], sys.argv[2]
@@ -149,3 +152,47 @@ def test_a_metered_cli_is_not_confined_away_from_its_gateway(tmp_path, monkeypat
     session = Session(project=repo, durable=False, store=SQLiteStore(tmp_path / "store.db"))
     with pytest.raises(UserError, match="would cut it off from the gateway that meters it"):
         session.race_sync("fix it", check=CHECK, models=["fakeoai:gpt-test"], agent="aider", allow_dirty=True)
+
+
+SLOW_ONCE = """import os, pathlib, sys, time
+marks = pathlib.Path(sys.argv[1])
+if not (marks / "first").exists():  # the first run waits to be killed with flotilla
+    (marks / "first").write_text(str(os.getpid()))
+    time.sleep(60)
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
+
+
+def test_a_metered_attempt_killed_with_flotilla_resumes_and_is_metered(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_KEY", "k")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (tmp_path / "slow_once.py").write_text(SLOW_ONCE)
+    with FakeProvider({"gpt-test": {"text": "a + b"}}) as fp:
+        repo = project(tmp_path, fp.url)
+        toml = (repo / "flotilla.toml").read_text().replace(
+            f'command = "{sys.executable} ', f'command = "{sys.executable} {tmp_path / "slow_once.py"} {marks} ')
+        (repo / "flotilla.toml").write_text(toml)
+        sh(repo, "git", "commit", "-qam", "slow once")
+        env = {**os.environ, "FLOTILLA_STORE": str(tmp_path / "store.db")}
+        (tmp_path / "spec.md").write_text("- make add add\n")
+        proc = subprocess.Popen([*FLOTILLA, "race", "--spec-file", str(tmp_path / "spec.md"), "--agent", "aider",
+                                 "-m", "fakeoai:gpt-test", "--check", CHECK, "--json"],
+                                cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 60
+        while not ((marks / "first").exists() and (marks / "first").read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cli = int((marks / "first").read_text())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10  # the CLI dies with flotilla
+        while alive(cli) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(cli)
+        (race,) = SQLiteStore(tmp_path / "store.db").list_runs(kind="race")
+        resumed = subprocess.run([*FLOTILLA, "resume", race["id"], "--json"], cwd=repo, capture_output=True,
+                                 text=True, env=env, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert result["winner"] == "a1" and result["merged"]
+    assert result["attempts"][0]["cost_usd"] > 0 and result["attempts"][0]["input_tokens"] > 0
