@@ -113,6 +113,8 @@ class _Send:
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
+            if self.stream is not None:  # as the server itself would: a response starts once
+                raise RuntimeError("the response has already started")
             self.start = message
             content_type = dict(message.get("headers", [])).get(b"content-type", b"")
             if content_type.startswith(b"text/event-stream"):
