@@ -203,3 +203,12 @@ def test_a_stream_that_fails_midway_ends_in_each_doors_own_error(tmp_path) -> No
         chunks = sse_data(gemini(gw, {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, stream=True).text)
         assert failed.search(chunks[-1]["error"]["message"])
         assert len(gw.rows(3)) == 3
+
+
+def test_gemini_count_tokens_is_counted_as_messages_count_tokens_are(tmp_path) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "hello " * 200}]}]}
+    with FakeProvider(SCRIPT) as fp, served(tmp_path, fp, "fakeanth:claude-x") as gw:
+        counted = httpx.post(f"{gw.url}/v1beta/models/gemini-x:countTokens", json=body,
+                             headers={"x-goog-api-key": gw.secrets["k"]})
+        assert counted.status_code == 200 and counted.json()["totalTokens"] > 100
+        assert [r.path for r in fp.received] == ["/v1/messages/count_tokens"]

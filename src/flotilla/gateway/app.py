@@ -62,7 +62,7 @@ class Gateway:
         who = [UNAUTHENTICATED]  # the key name, once verified, for the row of a refused request
         if path[:9] != "/v1/messa" and (door := door_for(method, path, scope.get("query_string", b""))):
             scope, receive, send = open_door(door, scope, receive, send)  # then served as /v1/messages
-            path = "/v1/messages"
+            path = scope["path"]
         try:
             if path == "/v1/messages" and method == "POST":
                 await self._messages(scope, receive, send, request_id, t0, who)

@@ -22,7 +22,8 @@ _STATUS_KIND = {400: "invalid_request_error", 401: "authentication_error", 403: 
 
 
 class Door(Protocol):
-    """One wire format's translations (a module: ``front_chat``, ``front_responses``, ``front_gemini``)."""
+    """One wire format's translations (a module: ``front_chat``, ``front_responses``, ``front_gemini``);
+    a door may name another ``target`` than ``/v1/messages`` (Gemini's ``countTokens``)."""
 
     def request(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def response(self, message: dict[str, Any]) -> dict[str, Any]: ...
@@ -46,9 +47,9 @@ def door_for(method: str, path: str, query: bytes) -> Door | None:
         from .front_gemini import GeminiDoor
 
         name, _, verb = path.split("/models/", 1)[1].rpartition(":")
-        if verb in ("generateContent", "streamGenerateContent"):
+        if verb in ("generateContent", "streamGenerateContent", "countTokens"):
             sse = parse_qs(query.decode("latin-1")).get("alt") == ["sse"]
-            return GeminiDoor(model=name, stream=verb == "streamGenerateContent", sse=sse)
+            return GeminiDoor(model=name, stream=verb == "streamGenerateContent", sse=sse, count=verb == "countTokens")
     return None
 
 
@@ -60,7 +61,7 @@ def open_door(door: Door, scope: dict[str, Any], receive: Any, send: Any) -> tup
     key = dict(scope["headers"]).get(b"x-goog-api-key") or _query_key(scope.get("query_string", b""))
     if key and b"x-api-key" not in names:
         headers.append((b"x-api-key", key))
-    scope = {**scope, "path": "/v1/messages", "headers": headers}
+    scope = {**scope, "path": getattr(door, "target", "/v1/messages"), "headers": headers}
     return scope, _Receive(door, receive), _Send(door, send)
 
 

@@ -1,5 +1,5 @@
-"""The Gemini front door (``POST /v1beta/models/MODEL:generateContent`` and
-``:streamGenerateContent``, as Gemini CLI and the ``google-genai`` SDK call them): ``contents``
+"""The Gemini front door (``POST /v1beta/models/MODEL:generateContent``, ``:streamGenerateContent``
+and ``:countTokens``, as Gemini CLI and the ``google-genai`` SDK call them): ``contents``
 with their parts (text, ``functionCall``, ``functionResponse``, inline data), ``systemInstruction``,
 ``functionDeclarations`` and ``generationConfig`` become a canonical Messages body; the answer goes
 back as ``GenerateContentResponse`` objects, streamed as SSE with ``?alt=sse`` or else as one JSON
@@ -184,16 +184,23 @@ class GeminiStream:
 class GeminiDoor:
     """``/v1beta/models/MODEL:generateContent`` and ``:streamGenerateContent``."""
 
-    def __init__(self, model: str, stream: bool, sse: bool) -> None:
-        self.model, self.streaming, self.sse = model, stream, sse
+    def __init__(self, model: str, stream: bool, sse: bool, count: bool = False) -> None:
+        self.model, self.streaming, self.sse, self.count = model, stream, sse, count
+        self.target = "/v1/messages/count_tokens" if count else "/v1/messages"
 
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.count:  # countTokens may wrap its request: {"generateContentRequest": {…}}
+            out = to_messages(body.get("generateContentRequest") or body, self.model)
+            out.pop("max_tokens", None)
+            return out
         out = to_messages(body, self.model)
         if self.streaming:
             out["stream"] = True
         return out
 
     def response(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self.count:
+            return {"totalTokens": message.get("input_tokens", 0)}
         parts = [p for p in (_part(b) for b in message.get("content", [])) if p is not None]
         return chunk(parts or [{"text": ""}], self.model, str(message.get("id", "")),
                      finish=FINISH.get(message.get("stop_reason") or "end_turn", "STOP"),
