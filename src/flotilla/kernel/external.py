@@ -11,7 +11,6 @@ gives one inline.
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,14 +50,12 @@ BUILT_IN: dict[str, Cli] = {
                  "--no-show-model-warnings --chat-history-file /dev/null --input-history-file /dev/null "
                  "--map-tokens 0 --model {model} --message {spec}", "aider", "0.86.2"),
 }
-DEFAULT_TEMPLATES: dict[str, str] = {name: cli.command for name, cli in BUILT_IN.items()}
 KINDS = tuple(BUILT_IN)
 OUTPUT_TAIL = 4000
 LONG_SPEC = 64_000
 """Characters past which the spec goes through a file (one argument may hold 128 KiB on Linux)."""
 ARTIFACTS = ("/.aider*", "/.claude/settings.local.json")
 """Files the CLIs write for themselves in the project: never the attempt's work."""
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
 @dataclass
@@ -66,7 +63,7 @@ class ExternalResult:
     command: str
     exit_code: int | None
     output: str
-    """The whole output, ANSI escapes stripped."""
+    """The whole output, ANSI escapes stripped (by ``run_shell``)."""
     duration_s: float
     timed_out: bool = False
 
@@ -108,12 +105,6 @@ def _configured(agent: str, entry: dict[str, Any]) -> Cli:
                                         else None), bool(entry.get("direct", False)))
 
 
-def external_template(agent: str, configured: dict[str, Any] | None = None) -> str | None:
-    """The command template for ``agent``, or None when it is a flotilla agent."""
-    cli = external_cli(agent, configured)
-    return cli.command if cli else None
-
-
 def render(template: str, *, spec: str, model: str, workspace: Path, spec_file: Path) -> str:
     """Fills the template's placeholders, each value shell-quoted."""
     values = {"spec": spec, "model": model, "workspace": str(workspace), "spec_file": str(spec_file)}
@@ -122,10 +113,6 @@ def render(template: str, *, spec: str, model: str, workspace: Path, spec_file: 
     except (KeyError, IndexError, ValueError) as exc:
         raise UserError(f"agent command template {template!r} is malformed ({exc}); the placeholders are "
                         "{spec}, {model}, {spec_file} and {workspace} (double literal braces: {{ }})") from None
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text).replace("\r\n", "\n")
 
 
 async def run_external(template: str, *, spec: str, model: str, workspace: Path, timeout: float | None,
@@ -139,7 +126,7 @@ async def run_external(template: str, *, spec: str, model: str, workspace: Path,
         spec = f"Your task is written in the file {spec_file}. Read it, then do it."
     command = render(template, spec=spec, model=model, workspace=workspace, spec_file=spec_file)
     done = await run_shell(command, workspace, timeout=timeout, env=env, sandbox=sandbox)
-    return ExternalResult(command=command, exit_code=done.exit_code, output=strip_ansi(done.output),
+    return ExternalResult(command=command, exit_code=done.exit_code, output=done.output,
                           duration_s=done.duration_s, timed_out=done.timed_out)
 
 
