@@ -10,7 +10,6 @@ A CLI that is not installed has its test skipped, with the reason.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
