@@ -232,8 +232,7 @@ async def soak(port: int, raw: dict[str, bytes], pid: int, seconds: float) -> di
 
 
 def table(results: dict[str, dict], skipped: dict[str, str]) -> None:
-    names = [n for n in ("flotilla", *(f"front:{d}" for d in peers.FRONT_DOORS), "flotilla-sdk",
-                         "claude-code-router", "litellm") if n in results]
+    names = [n for n in results if n != "direct"]
     direct = results["direct"]
     width = 20
     print()
@@ -264,8 +263,8 @@ def table(results: dict[str, dict], skipped: dict[str, str]) -> None:
         f = results["flotilla"]
         print()
         for mode in ("plain", "stream"):
-            for peer in ("claude-code-router", "litellm"):
-                if peer in results:
+            for peer in names:
+                if peer != "flotilla":
                     p = results[peer][mode]
                     ratios = [f[mode][f"rps{c}"] / p[f"rps{c}"] if p[f"rps{c}"] else float("inf") for c in (50, 200)]
                     print(f"{mode:<6} flotilla/{peer} throughput: {ratios[0]:.2f}x @50, {ratios[1]:.2f}x @200")
@@ -280,6 +279,8 @@ async def main() -> None:
                              "the figures before the fast path), claude-code-router, litellm")
     parser.add_argument("--fronts", action="store_true",
                         help="also measure flotilla's Chat Completions, Responses and Gemini front doors")
+    parser.add_argument("--baseline", metavar="REF",
+                        help="also run ours as of these git refs (comma-separated; e.g. a commit before a change), side by side")
     parser.add_argument("--soak", type=float, default=30.0, help="soak seconds (600 for the full 10 minutes)")
     parser.add_argument("--soak-targets", default="all", help="which targets to soak (comma-separated, or all)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per throughput run")
@@ -317,17 +318,21 @@ async def main() -> None:
         live["direct"] = (up_port, direct_raw)
         makers = {"flotilla": peers.flotilla, "flotilla-sdk": peers.flotilla_sdk,
                   "claude-code-router": peers.claude_code_router, "litellm": peers.litellm}
-        for name in args.only.split(","):
+        names = args.only.split(",")
+        for ref in reversed(args.baseline.split(",") if args.baseline else []):
+            makers[f"flotilla@{ref}"] = lambda w, p, u, ref=ref: peers.flotilla(w, p, u, baseline=ref)
+            names.insert(names.index("flotilla") + 1 if "flotilla" in names else 0, f"flotilla@{ref}")
+        for name in names:
             target = makers[name](work, free_port(), up_port)
             if isinstance(target, str):
                 skipped[name] = target
                 print(f"  {name}: skipped ({target})", flush=True)
                 continue
-            procs[name] = start(target.cmd, target.cwd, peers.environment(target), gw_core, work / f"{name}.log")
+            procs[name] = start(target.cmd, target.cwd, peers.environment(target), gw_core, work / f"{target.cwd.name}.log")
             raw = bodies(target.port, target.path, openai=False, extra=target.headers)
             why = await ready(target.port, raw["plain"], procs[name], 180)
             if why:
-                skipped[name] = f"{why}; see {work / (name + '.log')}"
+                skipped[name] = f"{why}; see {work / (target.cwd.name + '.log')}"
                 print(f"  {name}: skipped ({skipped[name]})", flush=True)
                 stop(procs.pop(name))
                 continue

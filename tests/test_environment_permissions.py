@@ -196,3 +196,20 @@ def test_agent_and_skill_rules_name_what_they_start(tmp_path: Path) -> None:
     assert rules.decide("Bash", {"command": "npm run test -- -x"}, root)[0] == "ask"
     assert rules.decide("Bash", {"command": "npm install"}, root)[0] == "default"
     assert not rules.hidden("Agent") and not rules.hidden("Bash")
+
+
+async def test_a_deny_rule_the_runtime_adds_holds_for_the_run_and_its_subagents(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "features.json").write_text("[]\n")
+    child = ScriptedModel([tool_call("Edit", {"file_path": "features.json", "old_string": "[]", "new_string": "[1]"}),
+                           tool_call("Write", {"file_path": "notes.txt", "content": "ok"}), reply("tried")],
+                          name="scripted:child")
+    lead = ScriptedModel([tool_call("Write", {"file_path": "./sub/../features.json", "content": "{}"}),
+                          tool_call("Agent", {"description": "x", "prompt": "edit it", "subagent_type": "child"}),
+                          reply("done")], name="scripted:exec")
+    agents = {"child": spec("child", model="scripted:child")}
+    result, _, sink = await run(spec("lead"), "x", root, {"scripted:exec": lead, "scripted:child": child},
+                                agents=agents, limits=Limits(deny=("Edit(./features.json)",)))
+    assert (root / "features.json").read_text() == "[]\n" and (root / "notes.txt").read_text() == "ok"
+    denied = [d.reason for d in sink.of(ToolDenied)]
+    assert len(denied) == 2 and all("'Edit(./features.json)' (deny, in the runtime (flotilla))" in d for d in denied)

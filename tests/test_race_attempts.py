@@ -210,3 +210,16 @@ async def test_setup_command_and_worktreeinclude_run_before_the_agent_and_keep_k
     failing = options(models=("m1",), agent=agent, setup="exit 4")
     broken, _ = await race(repo, failing, {})
     assert broken.attempts[0].status == "failed" and "setup command" in broken.attempts[0].error
+
+
+async def test_an_agent_raced_without_a_model_runs_on_its_own_files_model(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    (repo / ".claude" / "agents").mkdir(parents=True)
+    (repo / ".claude" / "agents" / "fixer.md").write_text(
+        "---\nname: fixer\ndescription: fixes\nmodel: scripted:fix\n---\nFix what the spec says.\n")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "agent")
+    outcome, _ = await race(repo, {"spec": "Fix add", "check": CHECK, "models": [], "agent": "fixer"},
+                            {"fix": FIX})
+    assert [(a.agent, a.model) for a in outcome.attempts] == [("fixer", "scripted:fix")]
+    assert outcome.winner is not None and outcome.merged

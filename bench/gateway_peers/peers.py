@@ -32,10 +32,11 @@ class Target:
     """Sent with every request (LiteLLM refuses to start without a master key, so it gets one)."""
 
 
-def flotilla(work: Path, port: int, upstream: int, *, fast_path: bool = True) -> Target:
-    """Ours; ``fast_path=False`` is the same gateway on the OpenAI SDK adapter (the "before" figures)."""
-    name = "flotilla" if fast_path else "flotilla-sdk"
-    home = work / name
+def flotilla(work: Path, port: int, upstream: int, *, fast_path: bool = True, baseline: str | None = None) -> Target:
+    """Ours; ``fast_path=False`` is the same gateway on the OpenAI SDK adapter (the "before" figures);
+    ``baseline`` a git ref of this repository, checked out under ``work`` and run in its place."""
+    name = f"flotilla@{baseline}" if baseline else "flotilla" if fast_path else "flotilla-sdk"
+    home = work / name.replace("/", "_")
     home.mkdir(parents=True, exist_ok=True)
     (home / "flotilla.toml").write_text(
         f'[providers.up]\nkind = "openai"\nbase_url = "http://127.0.0.1:{upstream}/v1"\n\n'
@@ -46,7 +47,21 @@ def flotilla(work: Path, port: int, upstream: int, *, fast_path: bool = True) ->
         Path(str(db) + suffix).unlink(missing_ok=True)
     cmd = [sys.executable, "-c", "from flotilla.cli.main import main; main()", "gateway", "--port", str(port),
            "--store", str(db)]
-    return Target(name, port, cmd, home, {"HOME": str(home), "BENCH_UPSTREAM_KEY": "sk-bench"})
+    env = {"HOME": str(home), "BENCH_UPSTREAM_KEY": "sk-bench"}
+    if baseline:
+        env["PYTHONPATH"] = str(checkout(work, baseline) / "src")
+    return Target(name, port, cmd, home, env)
+
+
+def checkout(work: Path, ref: str) -> Path:
+    """A detached worktree of ``ref`` under ``work`` (made again when the ref moved)."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    tree = work / f"baseline-{commit[:12]}"
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), commit],
+                       capture_output=True, check=True)
+    return tree
 
 
 FRONT_DOORS = ("chat", "responses", "gemini")

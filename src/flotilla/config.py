@@ -48,7 +48,7 @@ PRESETS: dict[str, ProviderConfig] = {
 }
 
 TOP_LEVEL = ("model", "subagent_model", "max_tokens", "providers", "models", "aliases", "race", "gateway",
-             "worker", "advisor", "hooks", "limits", "sandbox")
+             "worker", "advisor", "hooks", "limits", "sandbox", "ledger")
 """Every top-level key or section a configuration file may hold; anything else is a typo to report."""
 
 USER_FILE = Path("~/.config/flotilla/config.toml")

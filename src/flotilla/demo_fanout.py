@@ -10,11 +10,8 @@ scripted: the agent loop, the tools, git, the proofs and the checks are real.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,32 +98,16 @@ def demo_models() -> dict[str, Any]:
 
 def run_fanout_demo(console: Any, *, keep: bool = False) -> int:
     """Runs the demo end to end; 0 when the two proven slices reached ``main`` and the third did not."""
-    from .config import load_settings
+    from ._demo_room import room
     from .patterns._fanout_report import render
-    from .session import Session
-    from .store import SQLiteStore
 
-    started = time.monotonic()
-    root = Path(tempfile.mkdtemp(prefix="flotilla-demo-")) / "shop"
-    try:
-        make_shop(root)
-        console.print(f"[bold]flotilla demo fanout[/]: a fan-out in a throwaway repository, {root}")
+    with room("shop", make_shop, demo_models(), keep=keep) as r:
+        console.print(f"[bold]flotilla demo fanout[/]: a fan-out in a throwaway repository, {r.root}")
         console.print(f"  job: {JOB}\n  lead: scripted, read-only; workers: prices, names, dates (its fix is wrong)")
         console.print(f"  check after each merge: {CHECK}\n")
-        settings = load_settings(cwd=root, environ={}, user_file=root / "no-user-config.toml")
-        store = SQLiteStore(root / ".flotilla" / "flotilla.db")
-        session = Session(project=root, durable=False, store=store, settings=settings, models=demo_models(),
-                          home=root / "no-home")
-        result = session.fanout_sync(JOB, lead="scripted:lead", models=["scripted:prices", "scripted:names",
-                                                                        "scripted:dates"], check=CHECK, yes=True)
+        result = r.session.fanout_sync(JOB, lead="scripted:lead", models=["scripted:prices", "scripted:names",
+                                                                          "scripted:dates"], check=CHECK, yes=True)
         console.print(render(result), highlight=False, markup=False)
         ok = {s["id"]: s["status"] for s in result["slices"]} == {"prices": "merged", "names": "merged",
                                                                   "dates": "unproven"} and bool(result["merged"])
-        console.print(f"\n{'[bold green]as expected[/]' if ok else '[bold red]unexpected outcome[/]'} — demo done in "
-                      f"{time.monotonic() - started:.1f}s. "
-                      + (f"The repository is kept at {root}." if keep else "The temporary repository is removed."))
-        store.close()
-        return 0 if ok else 1
-    finally:
-        if not keep:
-            shutil.rmtree(root.parent, ignore_errors=True)
+        return r.finish(console, ok)

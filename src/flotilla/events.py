@@ -161,6 +161,18 @@ class PlanReady(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LedgerSessionEnded(Event):
+    """A ledger's worker session was verified by flotilla and recorded (``passed``: its feature flipped)."""
+
+    session: int
+    feature: str
+    passed: bool
+    reverted: list[str] = field(default_factory=list)
+    """Changes to ``features.json`` found and reverted (before the session, and the worker's own)."""
+    regressed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AttemptFinished(Event):
     attempt: str
     status: str

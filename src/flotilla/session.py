@@ -301,6 +301,23 @@ class Session:
             if asking is not None:
                 asking.cancel()
 
+    async def ledger(self, action: str = "work", goal: str | None = None, *, sink: EventSink | None = None,
+                     **options: Any) -> dict[str, Any]:
+        """The long-horizon ledger (``patterns.ledger``): ``"init"`` plans ``goal`` into features.json and
+        PROGRESS.md; ``"work"`` runs fresh worker sessions, each proven by flotilla (``sessions``,
+        ``until_done``, ``budget_usd``, ``max_dry``, ``model``, ``agent``); ``"status"``; ``"add"`` (``goal``
+        is the feature's name; ``verify``, ``description``). Returns JSON."""
+        from .patterns import ledger
+
+        if action in ("status", "add"):
+            return ledger.status(self) if action == "status" else await ledger.add_feature(self, goal or "", **options)
+        name, job, run_id, cancelled = ledger.begin(self, action, goal, **options)
+        try:
+            return await self._top(name, job, run_id, sink, on_cancel=cancelled)
+        except Cancelled:
+            cancelled()
+            raise
+
     async def _ask_approval(self, run_id: str, approve: Callable[[list[dict[str, Any]]], bool]) -> None:
         while (self.store.get_run(run_id)["meta"].get("state") != "awaiting approval"):
             await asyncio.sleep(0.1)
@@ -402,6 +419,9 @@ class Session:
     def fanout_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.fanout(*args, **kwargs))
 
+    def ledger_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._sync(lambda: self.ledger(*args, **kwargs))
+
     def resume_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._sync(lambda: self.resume(*args, **kwargs))
 
@@ -474,7 +494,7 @@ class Session:
 def load_tasks() -> None:
     """Imports the modules that register tasks (a durable run's code must be known before launch)."""
     from .kernel import agent_run, unit  # noqa: F401
-    from .patterns import fanout, race  # noqa: F401
+    from .patterns import fanout, ledger, race  # noqa: F401
 
 
 def _session_for(job: dict[str, Any]) -> Session:

@@ -34,6 +34,7 @@ from . import advisor as advising
 from .environment import Environment
 from .hooks import Hooks
 from .limits import effective_limits
+from .permissions import parse_rule
 from .result import RUN_STATUS, AgentResult, Limits
 from .seam import InMemorySteps
 from .spec import AgentSpec
@@ -115,6 +116,9 @@ class _Run:
         self.hooks = Hooks.load(workspace, self.settings, self.run_id)
         self.owns_environment = environment is None  # a top-level run: it starts the project's servers
         self.environment = environment or Environment.load(workspace, self.settings)
+        if limits.deny and self.owns_environment:  # a child shares the parent's environment, rules and all
+            self.environment.permissions.rules["deny"] += [
+                parse_rule(text, "the runtime (flotilla)", f"deny[{i}]", workspace) for i, text in enumerate(limits.deny)]
         self.own_servers: list[Any] = []  # the MCP servers this run started, and stops
         self.sandbox = sandbox_for(self.settings)  # what the Bash tool's commands are confined by
         # A child's turns and clock are its own: its agent file's maxTurns, else [limits] (run_agent fills them).

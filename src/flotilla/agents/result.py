@@ -37,6 +37,9 @@ class Limits:
     approve_asks: bool = False
     """``--yes``: calls that an ``ask`` permission rule holds for a person go ahead. Without it an
     unattended run, having no one to ask, refuses them with the reason."""
+    deny: tuple[str, ...] = ()
+    """Permission rules the runtime adds to the project's deny list for this run and its subagents
+    (a ledger keeps ``Edit(./features.json)`` from the agent's tools), whatever the settings files say."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ err = make_console(stderr=True)
 
 # One module per command group; each defines register(app).
 COMMAND_MODULES: tuple[str, ...] = ("gateway_cmd", "models_cmd", "run_cmd", "race_cmd", "durable_cmd", "environment_cmd",
-                                   "fanout_cmd", "eval_cmd")
+                                   "fanout_cmd", "eval_cmd", "ledger_cmd")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__package__}.{_name}").register(app)

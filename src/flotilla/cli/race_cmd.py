@@ -199,14 +199,19 @@ def gc(
         out.print("nothing to collect: no crashed runs left anything behind")
 
 
-def demo(what: Optional[str] = typer.Argument(None, help="race (the default) or fanout."),
+def demo(what: Optional[str] = typer.Argument(None, help="race (the default), fanout or ledger."),
          keep: bool = typer.Option(False, "--keep", help="Keep the demo repository to look around.")) -> None:
-    """Race three scripted attempts on a small library, offline, and merge the winner (`demo fanout`: a fan-out)."""
+    """Race three scripted attempts on a small library, offline, and merge the winner (`demo fanout`: a fan-out;
+    `demo ledger`: a long-horizon build)."""
     from ..demo import run_demo
 
-    if what not in (None, "race", "fanout"):
-        raise UserError(f"no demo {what!r}: `flotilla demo` (a race) or `flotilla demo fanout`")
-    if what == "fanout":
+    if what not in (None, "race", "fanout", "ledger"):
+        raise UserError(f"no demo {what!r}: `flotilla demo` (a race), `flotilla demo fanout` or `flotilla demo ledger`")
+    if what == "ledger":
+        from .ledger_cmd import demo_ledger
+
+        code = demo_ledger(keep)
+    elif what == "fanout":
         from .fanout_cmd import demo_fanout
 
         code = demo_fanout(keep)

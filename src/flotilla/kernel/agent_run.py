@@ -35,19 +35,20 @@ async def run_agent_in(ex: Executor, agent: str, task: str, workspace: Path, *, 
                        advisor: str | None = None, max_turns: int | None = None, timeout_s: float | None = None,
                        budget_usd: float | None = None, budget_scope: str | None = None,
                        read_only: bool | None = None, approve_asks: bool = False, rebuild: bool = False,
-                       project: Path | None = None, submit: Any = None) -> AgentResult:
+                       project: Path | None = None, submit: Any = None, deny: tuple[str, ...] = ()) -> AgentResult:
     """Runs agent ``agent`` on ``task`` in ``workspace``. ``budget_scope`` names the run whose meter it
     spends from (a race's attempts share the race's); ``rebuild`` replays recorded file tools into a
     workspace made afresh (a resumed unit adopted by another machine). ``project`` is the repository
     whose configuration applies (a unit's worktree belongs to it); default the workspace. ``submit``: an
-    ``agents.submit.Submission`` whose validated input is the run's answer."""
+    ``agents.submit.Submission`` whose validated input is the run's answer. ``deny``: permission rules
+    the runtime adds (``Limits.deny``)."""
     session = ex.session
     settings = session.settings_for(project or workspace)
     agents = session.agents_for(settings.root)
     spec = require_agent(agents, agent)
     return await run_agent(spec, task, workspace, model=model, fallback=tuple(fallback), advisor=advisor,
                            limits=session.limits(max_turns=max_turns, wall_clock_s=timeout_s, budget_usd=budget_usd,
-                                                 approve_asks=approve_asks or None),
+                                                 approve_asks=approve_asks or None, deny=tuple(deny) or None),
                            store=ex.recorder(run_id, session.store), sink=session.observer(parent_run_id or run_id),
                            settings=settings, model_factory=lambda name: session.build_model(name, settings), run_id=run_id,
                            parent_run_id=parent_run_id, read_only=read_only,

@@ -74,6 +74,8 @@ class WorkUnit:
     """Set when the unit runs on a worker machine: its clone comes from, and its branch goes to, this remote."""
     approve_asks: bool = False
     """Let through the tool calls an ``ask`` permission rule holds for a person (``--yes``)."""
+    deny: list[str] = field(default_factory=list)
+    """Permission rules the runtime adds for the worker (``Limits.deny``): a ledger's ``features.json``."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkUnit:
@@ -249,7 +251,7 @@ async def _agent(ex: Executor, unit: WorkUnit, worktree: Worktree, result: UnitR
                                  fallback=unit.worker.fallback, max_turns=unit.max_turns,
                                  timeout_s=unit.timeout_s, budget_usd=unit.budget_usd,
                                  budget_scope=unit.budget_scope or unit.run_id, rebuild=rebuild, project=project,
-                                 approve_asks=unit.approve_asks)
+                                 approve_asks=unit.approve_asks, deny=tuple(unit.deny))
     result.turns, result.stop_reason = outcome.turns, outcome.stop_reason
     if outcome.stop_reason == "cancelled":
         raise asyncio.CancelledError

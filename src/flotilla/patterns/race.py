@@ -97,6 +97,13 @@ class Begun:
         return RunStarted(run_id=self.race_id, kind="race", title=self.job["spec"][:80])
 
 
+def _agent_model(session: Any, agent: str) -> str:
+    """The model an attempt without ``-m`` runs: its agent file's own (unless ``inherit``), else the default."""
+    spec = session.agents_for(session.project).get(agent)
+    own = (getattr(spec, "model", None) or "").strip()
+    return own if own and own != "inherit" else session.settings.model
+
+
 def begin(session: Any, spec: str, *, models: list[str], check: str | None = None, n: int = 1,
           agent: str = "implementer", parallel: int | None = None, judge: str | None = None, pick: str = "auto",
           select: str | None = None, keep: bool = False, budget_usd: float | None = None, allow_dirty: bool = False,
@@ -115,7 +122,7 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
     if pick not in ("auto", "manual"):
         raise UserError(f"--pick must be auto or manual, not {pick!r}")
     strategy = choose_strategy(select, judge)
-    plans = plans or build_plans(models, n=n, agent=agent, config=config, default_model=session.settings.model,
+    plans = plans or build_plans(models, n=n, agent=agent, config=config, default_model=_agent_model(session, agent),
                                  fallback=fallback)
     if not plans:
         raise UserError("a race needs at least one attempt; pass --model (and -n)")
