@@ -48,9 +48,10 @@ def resolve(model: str, catalog: Any) -> str:
         return model
 
 
-def gateway_env(kind: str, *, url: str, key: str, home: Path) -> dict[str, str]:
+def gateway_env(kind: str, *, url: str, key: str, home: Path, model: str = "", info: Any = None) -> dict[str, str]:
     """The environment (and, under ``home``, the configuration files) that send ``kind``'s every
-    model call to the gateway at ``url`` with ``key``."""
+    model call to the gateway at ``url`` with ``key``; ``model`` is the CLI's name for the model and
+    ``info`` its catalog entry (aider is told its limits and prices, so it fetches no price list)."""
     (home / "tmp").mkdir(parents=True, exist_ok=True)
     # its own TMPDIR too: Codex will not make its sandbox helpers in a CODEX_HOME under the temp folder
     env = {**QUIET, **{name: "" for name in UNSET}, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
@@ -64,6 +65,8 @@ def gateway_env(kind: str, *, url: str, key: str, home: Path) -> dict[str, str]:
         env.update(CODEX_HOME=str(codex_home), FLOTILLA_GATEWAY_KEY=key, OPENAI_API_KEY="")
     elif kind == "aider":
         env.update(OPENAI_API_BASE=f"{url}/v1", OPENAI_API_KEY=key)
+        if model:
+            (home / ".aider.model.metadata.json").write_text(json.dumps({model: aider_metadata(info)}))
     elif kind == "gemini":
         settings = home / ".gemini" / "settings.json"
         settings.parent.mkdir(exist_ok=True)
@@ -71,6 +74,15 @@ def gateway_env(kind: str, *, url: str, key: str, home: Path) -> dict[str, str]:
                                         "privacy": {"usageStatisticsEnabled": False}}))
         env.update(GOOGLE_GEMINI_BASE_URL=url, GEMINI_API_KEY=key)
     return env
+
+
+def aider_metadata(info: Any) -> dict[str, Any]:
+    """A model's entry in aider's (litellm's) metadata format, from flotilla's catalog."""
+    return {"max_input_tokens": getattr(info, "context_window", 200_000),
+            "max_output_tokens": getattr(info, "max_output", 8192), "max_tokens": getattr(info, "max_output", 8192),
+            "input_cost_per_token": getattr(info, "input", 0.0) / 1e6,
+            "output_cost_per_token": getattr(info, "output", 0.0) / 1e6,
+            "litellm_provider": "openai", "mode": "chat"}
 
 
 def codex_config(url: str) -> str:

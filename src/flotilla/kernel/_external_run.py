@@ -68,7 +68,8 @@ async def run_cli(session: Any, unit: Any, worktree: Any, settings: Any, timeout
         with metered_gateway(session, run_id=unit.run_id, scope=unit.budget_scope or unit.run_id, settings=settings,
                      chain=chain, budget_usd=unit.budget_usd, home=home / "gateway") as gateway:
             assert cli.kind is not None
-            env = gateway_env(cli.kind, url=gateway.url, key=gateway.key, home=home / "home")
+            env = gateway_env(cli.kind, url=gateway.url, key=gateway.key, home=home / "home", model=model,
+                              info=session.catalog.info(chain[0]))
             done = await run_external(worker.template, spec=unit.instructions, model=model,
                                       workspace=worktree.path, timeout=timeout, env=env, sandbox=sandbox)
     finally:
