@@ -87,7 +87,7 @@ def aider_metadata(info: Any) -> dict[str, Any]:
 
 def codex_config(url: str) -> str:
     """Codex's ``config.toml``: one provider, the gateway, on the Responses API (the only one it
-    speaks), with its retries left to the gateway's fallbacks."""
+    speaks), with its retries left to the gateway's fallbacks, and no analytics."""
     return (f'model_provider = "flotilla"\n\n[model_providers.flotilla]\nname = "flotilla gateway"\n'
             f'base_url = "{url}/v1"\nenv_key = "FLOTILLA_GATEWAY_KEY"\nwire_api = "responses"\n'
-            'request_max_retries = 1\nstream_max_retries = 1\n')
+            'request_max_retries = 1\nstream_max_retries = 1\n\n[analytics]\nenabled = false\n')
