@@ -196,3 +196,24 @@ def test_a_metered_attempt_killed_with_flotilla_resumes_and_is_metered(tmp_path,
     result = json.loads(resumed.stdout)
     assert result["winner"] == "a1" and result["merged"]
     assert result["attempts"][0]["cost_usd"] > 0 and result["attempts"][0]["input_tokens"] > 0
+
+
+def test_structured_cli_output_becomes_a_transcript() -> None:
+    from flotilla.kernel._transcript import transcript
+
+    gemini = "\n".join(json.dumps(e) for e in [
+        {"type": "init"}, {"type": "message", "role": "user", "content": "- fix"},
+        {"type": "tool_use", "tool_name": "run_shell_command", "tool_id": "t1", "parameters": {"command": "ls"}},
+        {"type": "tool_result", "tool_id": "t1", "status": "success", "output": "calc.py"},
+        {"type": "message", "role": "assistant", "content": "Fi", "delta": True},
+        {"type": "message", "role": "assistant", "content": "xed.", "delta": True}, {"type": "result"}])
+    said = transcript("gemini", "a warning line\n" + gemini)
+    assert [m["role"] for m in said] == ["user", "assistant", "user", "assistant"]
+    assert said[1]["content"][0]["name"] == "run_shell_command" and said[-1]["content"][0]["text"] == "Fixed."
+    claude = json.dumps({"type": "user", "message": {"role": "user", "content": "x"}}) + "\n" + json.dumps(
+        {"type": "assistant", "message": {"role": "assistant", "content": [{"type": "text", "text": "y"}]}})
+    assert [m["content"] for m in transcript("claude-code", claude)] == ["x", [{"type": "text", "text": "y"}]]
+    codex = json.dumps({"type": "item.completed", "item": {"id": "i", "type": "command_execution", "command": "ls",
+                                                           "aggregated_output": "calc.py", "exit_code": 0}})
+    assert [m["role"] for m in transcript("codex", codex)] == ["assistant", "user"]
+    assert transcript(None, claude) == []

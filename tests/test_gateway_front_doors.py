@@ -20,7 +20,8 @@ from test_gateway_support import gateway
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOOL = {"name": "Bash", "input": {"command": "ls"}}
-PRICED = '\n[models."fakeanth:claude-x"]\ninput = 1.0\noutput = 10.0\n[models."fakeoai:gpt-x"]\ninput = 1.0\noutput = 10.0\n'
+PRICED = ('\n[models."fakeanth:claude-x"]\ninput = 1.0\noutput = 10.0\n'
+          '[models."fakeoai:gpt-x"]\ninput = 1.0\noutput = 10.0\n')
 SCRIPT = {"claude-x": [{"text": "hello there"}, {"tool_use": TOOL}] * 4,
           "gpt-x": [{"text": "hello there"}, {"tool_use": TOOL}] * 4}
 

@@ -40,7 +40,8 @@ def flotilla(work: Path, port: int, upstream: int, *, fast_path: bool = True, ba
     home.mkdir(parents=True, exist_ok=True)
     (home / "flotilla.toml").write_text(
         f'[providers.up]\nkind = "openai"\nbase_url = "http://127.0.0.1:{upstream}/v1"\n\n'
-        f'[providers.upa]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:{upstream}"\napi_key_env = "BENCH_UPSTREAM_KEY"\n\n'
+        f'[providers.upa]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:{upstream}"\n'
+        'api_key_env = "BENCH_UPSTREAM_KEY"\n\n'
         f'[gateway]\ndefault = "up:{MODEL}"\nfast_path = {str(fast_path).lower()}\n')
     db = home / "flotilla.db"
     for suffix in ("", "-wal", "-shm"):

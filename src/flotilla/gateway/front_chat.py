@@ -25,8 +25,8 @@ def to_messages(body: dict[str, Any]) -> dict[str, Any]:
         if role in ("system", "developer"):
             system.append(text_of(content))
         elif role == "tool":
-            messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": m.get("tool_call_id", ""),
-                                                          "content": text_of(content)}]})
+            result = {"type": "tool_result", "tool_use_id": m.get("tool_call_id", ""), "content": text_of(content)}
+            messages.append({"role": "user", "content": [result]})
         elif role == "assistant":
             blocks: list[dict[str, Any]] = [{"type": "text", "text": text_of(content)}] if text_of(content) else []
             for call in m.get("tool_calls") or []:
@@ -97,13 +97,14 @@ def usage(u: dict[str, Any]) -> dict[str, Any]:
 def from_message(message: dict[str, Any], model: str) -> dict[str, Any]:
     """A canonical answer as a ``chat.completion``."""
     text = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")
-    calls = [{"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": json.dumps(b.get("input", {}))}}
+    calls = [{"id": b["id"], "type": "function",
+              "function": {"name": b["name"], "arguments": json.dumps(b.get("input", {}))}}
              for b in message.get("content", []) if b.get("type") == "tool_use"]
     reply: dict[str, Any] = {"role": "assistant", "content": text or None}
     if calls:
         reply["tool_calls"] = calls
-    return {"id": "chatcmpl-" + str(message.get("id", ""))[4:], "object": "chat.completion", "created": int(time.time()),
-            "model": model or message.get("model", ""),
+    return {"id": "chatcmpl-" + str(message.get("id", ""))[4:], "object": "chat.completion",
+            "created": int(time.time()), "model": model or message.get("model", ""),
             "choices": [{"index": 0, "message": reply, "logprobs": None,
                          "finish_reason": FINISH.get(message.get("stop_reason") or "end_turn", "stop")}],
             "usage": usage(message.get("usage") or {})}

@@ -2,7 +2,8 @@
 
 Claude Code's ``--output-format stream-json`` prints one JSON object a line, the conversation's
 messages already in the Messages shape; ``codex exec --json`` prints its thread's items (agent
-messages, commands run with their output, file changes). Both become the messages
+messages, commands run with their output, file changes); Gemini CLI's ``-o stream-json`` its
+messages (answers in deltas), tool uses and tool results. All become the messages
 ``flotilla show`` prints for a flotilla agent's run. Lines that are not JSON (warnings) are skipped.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 def transcript(kind: str | None, output: str) -> list[dict[str, Any]]:
     """The messages in ``output`` of a CLI of ``kind``; empty when it has no structured mode."""
-    parse = {"claude-code": _claude, "codex": _codex}.get(kind or "")
+    parse = {"claude-code": _claude, "codex": _codex, "gemini": _gemini}.get(kind or "")
     if parse is None:
         return []
     messages: list[dict[str, Any]] = []
@@ -27,8 +28,21 @@ def transcript(kind: str | None, output: str) -> list[dict[str, Any]]:
         except ValueError:
             continue
         if isinstance(obj, dict):
-            messages += parse(obj)
+            for message in parse(obj):
+                if _text(message) is not None and messages and _text(messages[-1]) is not None \
+                        and messages[-1]["role"] == message["role"] and message.get("delta"):
+                    messages[-1]["content"][0]["text"] += _text(message)  # a streamed answer, joined
+                else:
+                    messages.append({"role": message["role"], "content": message["content"]})
     return messages
+
+
+def _text(message: dict[str, Any]) -> str | None:
+    blocks = message["content"]
+    if isinstance(blocks, list) and len(blocks) == 1 and isinstance(blocks[0], dict) \
+            and blocks[0].get("type") == "text":
+        return str(blocks[0].get("text", ""))
+    return None
 
 
 def _claude(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,4 +71,20 @@ def _codex(obj: dict[str, Any]) -> list[dict[str, Any]]:
         changes = ", ".join(f"{c.get('kind', '?')} {c.get('path', '?')}" for c in item.get("changes") or [])
         return [{"role": "assistant", "content": [{"type": "tool_use", "id": ident, "name": "apply_patch",
                                                    "input": {"changes": changes}}]}]
+    return []
+
+
+def _gemini(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    kind = obj.get("type")
+    if kind == "message" and obj.get("role") in ("user", "assistant"):
+        return [{"role": obj["role"], "content": [{"type": "text", "text": str(obj.get("content", ""))}],
+                 "delta": bool(obj.get("delta"))}]
+    if kind == "tool_use":
+        return [{"role": "assistant", "content": [{"type": "tool_use", "id": str(obj.get("tool_id", "")),
+                                                   "name": obj.get("tool_name", ""),
+                                                   "input": obj.get("parameters") or {}}]}]
+    if kind == "tool_result":
+        return [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": str(obj.get("tool_id", "")),
+                                              "content": str(obj.get("output", "")),
+                                              "is_error": obj.get("status") not in ("success", None)}]}]
     return []

@@ -45,7 +45,7 @@ BUILT_IN: dict[str, Cli] = {
                        "--output-format stream-json --verbose -- {spec}", "claude-code", "2.1.197"),
     "codex": Cli("codex exec --json --sandbox workspace-write --skip-git-repo-check -m {model} -- {spec}",
                  "codex", "0.171.0"),
-    "gemini": Cli("gemini --skip-trust --yolo -m {model} --prompt={spec}", "gemini", "0.61.0"),
+    "gemini": Cli("gemini --skip-trust --yolo -o stream-json -m {model} --prompt={spec}", "gemini", "0.61.0"),
     "aider": Cli("aider --yes-always --no-auto-commits --no-gitignore --no-check-update --analytics-disable "
                  "--no-show-model-warnings --chat-history-file /dev/null --input-history-file /dev/null "
                  "--map-tokens 0 --model {model} --message {spec}", "aider", "0.86.2"),
