@@ -8,7 +8,10 @@ and the upstream share the other.
     python bench/gateway.py                                # everything, a 30 s soak each
     python bench/gateway.py --soak 600 --soak-targets flotilla   # the full 10-minute soak of ours
     python bench/gateway.py --only flotilla,flotilla-sdk   # ours, on its fast path and on the SDK
+    python bench/gateway.py --only flotilla --fronts       # ours, Messages beside its other front doors
 
+With ``--fronts`` the flotilla gateway is also measured through its other front doors (Chat
+Completions in → OpenAI out, Responses in → Anthropic out, Gemini in → OpenAI out), beside Messages.
 Prints, plain and streamed: latency added over direct at concurrency 1 (p50,
 p99), time to first byte, requests/s at 50 and 200 concurrent, CPU time per
 request, resident memory after the run and across the soak. All gateways run
@@ -248,7 +251,7 @@ def table(results: dict[str, dict], skipped: dict[str, str]) -> None:
         for label, fn, fmt, skip_direct in rows:
             cells = ["-" if skip_direct else fmt.format(fn(direct))] + [fmt.format(fn(results[n])) for n in names]
             print(f"{mode + ' ' + label:<34}" + "".join(f"{c:>{width}}" for c in cells))
-    cells = ["-"] + [f"{results[n]['rss_after']:.0f}" for n in names]
+    cells = ["-"] + [f"{results[n].get('rss_after', float('nan')):.0f}" for n in names]
     print(f"{'RSS after the run (MB)':<34}" + "".join(f"{c:>{width}}" for c in cells))
     soaked = [n for n in names if "soak" in results[n]]
     if soaked:
@@ -274,6 +277,8 @@ async def main() -> None:
     parser.add_argument("--only", default="flotilla,claude-code-router,litellm",
                         help="targets, comma-separated: flotilla, flotilla-sdk (ours on the OpenAI SDK: "
                              "the figures before the fast path), claude-code-router, litellm")
+    parser.add_argument("--fronts", action="store_true",
+                        help="also measure flotilla's Chat Completions, Responses and Gemini front doors")
     parser.add_argument("--baseline", metavar="REF",
                         help="also run ours as of these git refs (comma-separated; e.g. a commit before a change), side by side")
     parser.add_argument("--soak", type=float, default=30.0, help="soak seconds (600 for the full 10 minutes)")
@@ -303,6 +308,8 @@ async def main() -> None:
     skipped: dict[str, str] = {}
     procs: dict[str, subprocess.Popen] = {}
     live: dict[str, tuple[int, dict[str, bytes]]] = {}
+    procs_of: dict[str, subprocess.Popen] = {}
+    """Targets served by another target's process (the front doors: flotilla's)."""
     try:
         direct_raw = bodies(up_port, "/v1/chat/completions", openai=True)
         why = await ready(up_port, direct_raw["plain"], upstream, 20)
@@ -330,12 +337,21 @@ async def main() -> None:
                 stop(procs.pop(name))
                 continue
             live[name] = (target.port, raw)
+            if name == "flotilla" and args.fronts:  # the same process, through its other front doors
+                for door in peers.FRONT_DOORS:
+                    raw_door = {}
+                    for mode in ("plain", "stream"):
+                        path, body, headers = peers.front_request(door, mode == "stream")
+                        raw_door[mode] = loadgen.build("127.0.0.1", target.port, path, json.dumps(body).encode(),
+                                                       headers)
+                    live[f"front:{door}"] = (target.port, raw_door)
+                    procs_of[f"front:{door}"] = procs[name]
         print(f"measuring {', '.join(live)} (concurrency 1 interleaved, then each alone):", flush=True)
         for mode in ("plain", "stream"):
             for name, figures in (await latency_interleaved(live, mode, args)).items():
                 results.setdefault(name, {})[mode] = figures
         for name, (port, raw) in live.items():
-            proc = procs.get(name)
+            proc = procs.get(name) or procs_of.get(name)
             await throughput(name, port, raw, proc.pid if proc else None, args, results[name])
         for name, (port, raw) in live.items():
             if name in procs and args.soak > 0 and (args.soak_targets == "all" or name in args.soak_targets.split(",")):

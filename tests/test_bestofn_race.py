@@ -45,7 +45,7 @@ def flotilla(repo: Path, *args: str, home: Path) -> subprocess.CompletedProcess:
 def test_samples_with_vote_picks_the_biggest_cluster_and_show_says_why(tmp_path):
     repo = make_repo(tmp_path / "r")
     agent = slotted_agent(tmp_path, "a + b", "a  +  b", "b + a")
-    done = flotilla(repo, "race", "Fix add", "--agent", agent, "-m", "x", "--samples", "3", "--select", "vote",
+    done = flotilla(repo, "race", "Fix add", "--agent", agent, "--samples", "3", "--select", "vote",
                     "--check", CHECK, "--json", home=tmp_path)
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
@@ -78,7 +78,7 @@ def test_pairwise_asks_the_judge_one_match_at_a_time(tmp_path, fake_provider):
         '[models."fake:judge"]\ninput = 1.0\noutput = 10.0\n')
     repo = make_repo(tmp_path / "r")
     agent = slotted_agent(tmp_path, "a + b", "b + a", "a  +  b")
-    done = flotilla(repo, "race", "Fix add", "--agent", agent, "-m", "x", "-n", "3", "--select", "pairwise",
+    done = flotilla(repo, "race", "Fix add", "--agent", agent, "-n", "3", "--select", "pairwise",
                     "--judge", "fake:judge", "--check", CHECK, "--json", home=tmp_path)
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)

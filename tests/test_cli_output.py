@@ -47,7 +47,7 @@ def test_a_piped_race_table_never_breaks_a_model_name(tmp_path):
     repo = make_repo(long_folder(tmp_path) / "repo")
     model = "lab:lab-fixer-good-with-a-long-name-that-would-not-fit-in-eighty-columns"
     fix = f"cmd:{sys.executable} -c \"import pathlib; p = pathlib.Path('calc.py'); " \
-          "p.write_text(p.read_text().replace('a - b', 'a + b'))\""
+          "p.write_text(p.read_text().replace('a - b', 'a + b'))\" {model}"
     done = flotilla(repo, "race", "Fix add", "--agent", fix, "-m", model, "--check", CHECK, "--no-durable")
     assert done.returncode == 0, done.stderr
     row = line_with(done.stdout, " a1 ")

@@ -20,9 +20,12 @@ from test_race_support import CHECK, alive, branches, make_repo, sh, worktrees
 def wait_for_pids(tmp_path: Path, n: int) -> list[int]:
     pids_dir = tmp_path / "pids"
     deadline = time.monotonic() + 30
-    while len(list(pids_dir.glob("*.pid"))) < n and time.monotonic() < deadline:
+    def written() -> list[str]:  # a pid file is created a moment before its pid is in it
+        return [t for t in (p.read_text() for p in pids_dir.glob("*.pid")) if t.strip()]
+
+    while len(written()) < n and time.monotonic() < deadline:
         time.sleep(0.05)
-    return [int(p.read_text()) for p in pids_dir.glob("*.pid")]
+    return [int(t) for t in written()]
 
 
 def test_sigterm_stops_a_race_for_good_and_nothing_resumes_or_merges_it(tmp_path):

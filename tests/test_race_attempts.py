@@ -198,7 +198,7 @@ async def test_setup_command_and_worktreeinclude_run_before_the_agent_and_keep_k
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "include")
     (repo / ".env").write_text("TOKEN=42\n")
-    agent = ("cmd:grep -q TOKEN=42 setup.log && sed -i 's/a - b/a + b/' calc.py")
+    agent = ("cmd:grep -q TOKEN=42 setup.log && sed -i 's/a - b/a + b/' calc.py # {model}")
     opts = options(models=("m1", "m2"), agent=agent, setup="cat .env > setup.log", keep=True, pick="manual")
     outcome, _ = await race(repo, opts, {})
     assert all(a.passed for a in outcome.attempts), [a.error for a in outcome.attempts]

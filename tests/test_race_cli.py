@@ -31,7 +31,7 @@ def fake_agent(tmp_path: Path, change: str, sleep: float) -> str:
     script = tmp_path / "fake.py"
     script.write_text(FAKE)
     (tmp_path / "pids").mkdir(exist_ok=True)
-    return f"cmd:{sys.executable} {script} {tmp_path / 'pids'} '{change}' {sleep}"
+    return f"cmd:{sys.executable} {script} {tmp_path / 'pids'} '{change}' {sleep} {{model}}"
 
 
 def test_race_json_then_diff_and_merge_by_hand(tmp_path):

@@ -40,13 +40,15 @@ def flotilla(work: Path, port: int, upstream: int, *, fast_path: bool = True, ba
     home.mkdir(parents=True, exist_ok=True)
     (home / "flotilla.toml").write_text(
         f'[providers.up]\nkind = "openai"\nbase_url = "http://127.0.0.1:{upstream}/v1"\n\n'
+        f'[providers.upa]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:{upstream}"\n'
+        'api_key_env = "BENCH_UPSTREAM_KEY"\n\n'
         f'[gateway]\ndefault = "up:{MODEL}"\nfast_path = {str(fast_path).lower()}\n')
     db = home / "flotilla.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     cmd = [sys.executable, "-c", "from flotilla.cli.main import main; main()", "gateway", "--port", str(port),
            "--store", str(db)]
-    env = {"HOME": str(home)}
+    env = {"HOME": str(home), "BENCH_UPSTREAM_KEY": "sk-bench"}
     if baseline:
         env["PYTHONPATH"] = str(checkout(work, baseline) / "src")
     return Target(name, port, cmd, home, env)
@@ -61,6 +63,32 @@ def checkout(work: Path, ref: str) -> Path:
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), commit],
                        capture_output=True, check=True)
     return tree
+
+
+FRONT_DOORS = ("chat", "responses", "gemini")
+"""Front doors measured on the flotilla process: Chat Completions in → OpenAI out, Responses in →
+Anthropic out (provider ``upa``), Gemini in → OpenAI out."""
+
+
+def front_request(door: str, stream: bool) -> tuple[str, dict, dict[str, str]]:
+    """The path, body and headers of one request through a front door."""
+    prompt = PROMPT_TEXT
+    if door == "chat":
+        body = {"model": f"up:{MODEL}", "messages": [{"role": "user", "content": prompt}], "max_tokens": 256,
+                "stream": stream}
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return "/v1/chat/completions", body, {"Authorization": "Bearer sk-bench"}
+    if door == "responses":
+        return ("/v1/responses", {"model": f"upa:{MODEL}", "input": prompt, "max_output_tokens": 256,
+                                  "stream": stream}, {"Authorization": "Bearer sk-bench"})
+    verb = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return (f"/v1beta/models/up:{MODEL}:{verb}", {"contents": [{"role": "user", "parts": [{"text": prompt}]}],
+                                                 "generationConfig": {"maxOutputTokens": 256}},
+            {"x-goog-api-key": "sk-bench"})
+
+
+PROMPT_TEXT = "Say hello in about twenty words."
 
 
 def flotilla_sdk(work: Path, port: int, upstream: int) -> Target:

@@ -1,7 +1,8 @@
-"""The benchmark's fake upstream: a bare ASGI app speaking OpenAI Chat Completions.
+"""The benchmark's fake upstream: a bare ASGI app speaking OpenAI Chat Completions and Anthropic Messages.
 
 ``POST /v1/chat/completions`` answers at once, plain JSON or SSE with about 20
-text chunks (and a usage chunk when asked). Run with
+text chunks (and a usage chunk when asked); ``POST /v1/messages`` the same answer
+in Anthropic's shape (for the front-door figures: Responses in, Anthropic out). Run with
 ``python -m uvicorn upstream:app --port N`` (httptools and uvloop when present).
 """
 
@@ -32,6 +33,23 @@ STREAM = ([_chunk({"role": "assistant", "content": ""})] + [_chunk({"content": w
           + [_chunk({}, "stop")])
 STREAM_USAGE = _chunk({}, usage=USAGE)
 DONE = b"data: [DONE]\n\n"
+MESSAGE = json.dumps({"id": "msg_bench", "type": "message", "role": "assistant", "model": "bench-model",
+                      "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn", "stop_sequence": None,
+                      "usage": {"input_tokens": 12, "output_tokens": len(WORDS)}}).encode()
+
+
+def _event(kind: str, data: dict) -> bytes:
+    return f"event: {kind}\ndata: ".encode() + json.dumps({"type": kind, **data}).encode() + b"\n\n"
+
+
+EVENTS = ([_event("message_start", {"message": {"id": "msg_bench", "type": "message", "role": "assistant",
+                                                "model": "bench-model", "content": [], "stop_reason": None,
+                                                "usage": {"input_tokens": 12, "output_tokens": 1}}}),
+           _event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})]
+          + [_event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": w}}) for w in WORDS]
+          + [_event("content_block_stop", {"index": 0}),
+             _event("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": len(WORDS)}}),
+             _event("message_stop", {})])
 
 
 async def app(scope, receive, send):  # noqa: ANN001 - a bare ASGI callable
@@ -54,6 +72,9 @@ async def app(scope, receive, send):  # noqa: ANN001 - a bare ASGI callable
         await send({"type": "http.response.body", "body": payload})
         return
     request = json.loads(body or b"{}")
+    if scope["path"].endswith("/messages"):
+        await _messages(send, bool(request.get("stream")))
+        return
     if not request.get("stream"):
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
@@ -67,3 +88,17 @@ async def app(scope, receive, send):  # noqa: ANN001 - a bare ASGI callable
     if (request.get("stream_options") or {}).get("include_usage"):
         await send({"type": "http.response.body", "body": STREAM_USAGE, "more_body": True})
     await send({"type": "http.response.body", "body": DONE})
+
+
+async def _messages(send, stream: bool) -> None:  # noqa: ANN001
+    if not stream:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(MESSAGE)).encode())]})
+        await send({"type": "http.response.body", "body": MESSAGE})
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+    for piece in EVENTS[:-1]:
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": EVENTS[-1]})

@@ -92,6 +92,20 @@ class MessageAdded(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExternalRan(Event):
+    """What an external agent CLI did: its command line (never a secret: keys go by environment),
+    exit code and whole output (ANSI stripped); ``flotilla show RUN ATTEMPT`` prints them."""
+
+    agent: str
+    command: str
+    exit_code: int | None
+    output: str
+    duration_ms: float = 0.0
+    metered: bool = False
+    """Whether its model calls went through flotilla's gateway (so its cost is known)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class AdvisorConsulted(Event):
     trigger: str
     advice: str

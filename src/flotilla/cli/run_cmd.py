@@ -293,19 +293,30 @@ def runs(limit: int = typer.Option(20, "--limit", "-n", help="How many runs to l
 
 
 def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will do)."),
+         attempt: Optional[str] = typer.Argument(None, help="One attempt of a race or unit of a run (a1 …)."),
          cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to read."),
          json_output: bool = typer.Option(False, "--json", help="Print the run, transcript and usage as JSON.")) -> None:
-    """Show one run: its transcript, and usage and cost by model (subagents included)."""
+    """Show one run (or one attempt of a race): its transcript, an external CLI's command and output,
+    and usage and cost by model (subagents included)."""
     store = _reading(cwd)
     run = store.get_run(run_id)
+    if attempt is not None:
+        run = store.get_run(_attempt_run(store, run, attempt))
     family = store.family(run["id"])
     messages = [e["message"] for e in store.events(run["id"], "MessageAdded")]
+    external = store.events(run["id"], "ExternalRan")
     usage = store.usage(family)
     if json_output:
-        out.print_json(json.dumps({"run": run, "transcript": messages, "usage": usage}, default=str))
+        out.print_json(json.dumps({"run": run, "transcript": messages, "usage": usage, "external": external},
+                                  default=str))
         return
     out.print(f"[bold]{run['title']}[/]  run {run['id']} · {run['kind']} · {run['status']} ({run['reason']})",
               highlight=False)
+    for ran in external:
+        out.print(f"[bold]$[/] {escape(ran['command'])}", highlight=False)
+        metered = "metered through flotilla's gateway" if ran.get("metered") else "run direct: cost unknown"
+        out.print(f"exit code {ran['exit_code']} · {ran['duration_ms'] / 1000:.1f}s · {metered}", highlight=False)
+        out.print(ran["output"], highlight=False, markup=False)
     if run["kind"] == "race":
         from ..patterns.race import report
 
@@ -339,12 +350,22 @@ def show(run_id: str = typer.Argument(..., help="A run id (a unique prefix will 
     out.print(f"total {format_cost(_family_cost(store, run, catalog))} across {len(family)} run(s)", highlight=False)
 
 
+def _attempt_run(store: SQLiteStore, run: dict[str, Any], attempt: str) -> str:
+    """The run id of attempt ``attempt`` (its name, like ``a1``) of ``run``."""
+    children = {c["title"].split(":", 1)[0]: c["id"] for c in store.list_runs(parent_id=run["id"])}
+    for a in (run.get("meta") or {}).get("attempts", []):
+        children.setdefault(a["name"], a["run_id"])
+    if attempt not in children:
+        raise UserError(f"run {run['id']} has no attempt {attempt!r}; it has {', '.join(sorted(children)) or 'none'}")
+    return children[attempt]
+
+
 def _family_cost(store: SQLiteStore, run: dict[str, Any], catalog: Catalog) -> float | None:
     """A run's cost with its subagents' and attempts'; None (unknown) when part of it was spent by an
-    external agent CLI (``attempt`` runs, which report no cost) or on a model with no price."""
+    external agent CLI run direct (an ``attempt`` run with no usage rows) or on a model with no price."""
     family = store.family(run["id"])
-    if run["kind"] == "attempt" or any(store.get_run(i)["kind"] == "attempt" for i in family[1:]):
-        return None
+    if any(store.get_run(i)["kind"] == "attempt" and not store.usage([i]) for i in family):
+        return None  # an external CLI run direct: nothing metered it
     return rows_cost(store.usage(family), catalog)
 
 

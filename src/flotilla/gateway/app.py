@@ -17,6 +17,7 @@ from ..messages import MessagesRequest, estimate_tokens
 from . import budget
 from .auth import Auth
 from .errors import GatewayError, from_exception
+from .front import door_for, open_door
 from .keys import UNAUTHENTICATED, Key, KeyStore
 from .listing import model_entry, models_page
 from .metrics import Metrics
@@ -59,6 +60,9 @@ class Gateway:
         request_id = "req_" + os.urandom(12).hex()
         method, path = scope["method"], scope["path"]  # ASGI gives the path without its query
         who = [UNAUTHENTICATED]  # the key name, once verified, for the row of a refused request
+        if path[:9] != "/v1/messa" and (door := door_for(method, path, scope.get("query_string", b""))):
+            scope, receive, send = open_door(door, scope, receive, send)  # then served as /v1/messages
+            path = scope["path"]
         try:
             if path == "/v1/messages" and method == "POST":
                 await self._messages(scope, receive, send, request_id, t0, who)
@@ -83,7 +87,9 @@ class Gateway:
                              content_type=b"text/plain; version=0.0.4")
             else:
                 raise GatewayError(404, f"no endpoint {method} {path}; this gateway serves POST /v1/messages, "
-                                        "POST /v1/messages/count_tokens, GET /v1/models[/ID], /health and /metrics",
+                                        "POST /v1/messages/count_tokens, POST /v1/chat/completions, POST /v1/responses, POST "
+                                        "/v1beta/models/MODEL:generateContent (and :streamGenerateContent), "
+                                        "GET /v1/models[/ID], /health and /metrics",
                                    "not_found_error")
         except Exception as exc:
             if not isinstance(exc, GatewayError):

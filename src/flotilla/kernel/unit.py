@@ -23,14 +23,14 @@ from typing import Any
 
 from ..agents.submit import from_json as submit_from_json
 from ..errors import Cancelled
-from ..events import AttemptFinished, AttemptStarted, CheckRan, RunFinished, RunStarted, UnitState
+from ..events import AttemptFinished, AttemptStarted, CheckRan, RunFinished, UnitState
 from ..workspaces import DEFAULT_DIR, Repo, Worktree, create_worktree, diff_stat, open_repo, remove_worktree, \
     run_setup
 from ..workspaces.sandbox import Sandbox, sandbox_for
 from ..workspaces.worktree import worktree_root
 from .agent_run import run_agent_in
 from .executor import Executor, task
-from .external import run_external
+from ._external_run import external_step
 
 
 @dataclass
@@ -42,6 +42,10 @@ class Worker:
     fallback: list[str] = field(default_factory=list)
     template: str | None = None
     """The external command template, or None for a flotilla agent."""
+    cli_kind: str | None = None
+    """The external CLI's family (``codex`` …): how it is metered through the gateway; None runs it as is."""
+    direct: bool = False
+    """Run the external CLI against its own provider, unmetered."""
 
 
 @dataclass
@@ -94,6 +98,8 @@ class UnitResult:
     model: str
     run_id: str
     external: bool = False
+    metered: bool = True
+    """Whether flotilla counted its model calls (its own agents; an external CLI through its gateway)."""
     branch: str = ""
     path: str = ""
     status: str = "pending"
@@ -168,7 +174,8 @@ async def run_unit(ex: Executor, unit: WorkUnit) -> UnitResult:
             await run_setup(worktree, unit.setup, timeout=unit.check_timeout_s, sandbox=_sandbox(session, unit).for_checks())
         _state(session, unit, result, "running")
         if unit.worker.template is not None:
-            done = await ex.step("unit:external", lambda: _external(session, unit, worktree))
+            done = await ex.step("unit:external", lambda: external_step(session, unit, worktree,
+                                                                         _sandbox(session, unit)))
             result.output_tail, result.error, result.stop_reason = done["output"], done["error"], done["stop"]
         else:
             await _agent(ex, unit, worktree, result, rebuild=fresh, project=repo.root)
@@ -259,25 +266,6 @@ async def _agent(ex: Executor, unit: WorkUnit, worktree: Worktree, result: UnitR
         result.error = outcome.error or f"the agent stopped: {outcome.stop_reason}"
 
 
-async def _external(session: Any, unit: WorkUnit, worktree: Worktree) -> dict[str, Any]:
-    session.store.create_run("attempt", f"{unit.name}: {unit.worker.agent}", parent_id=unit.parent_id,
-                             meta={"agent": unit.worker.agent, "model": unit.worker.model,
-                                   "workspace": str(worktree.path)}, run_id=unit.run_id, exist_ok=True)
-    session.emit(RunStarted(run_id=unit.run_id, kind="attempt", title=unit.name, parent_id=unit.parent_id))
-    assert unit.worker.template is not None
-    from ..agents.limits import LimitsConfig
-
-    timeout = unit.timeout_s or LimitsConfig.load(session.settings_for(Path(unit.root))).wall_clock_s or None
-    done = await run_external(unit.worker.template, spec=unit.instructions, model=unit.worker.model,
-                              workspace=worktree.path, timeout=timeout, sandbox=_sandbox(session, unit).for_external())
-    if done.timed_out:
-        return {"output": done.output, "error": f"{unit.worker.agent} timed out after {timeout:g}s", "stop": "timeout"}
-    if not done.ok:
-        return {"output": done.output, "stop": "error",
-                "error": f"{unit.worker.agent} exited {done.exit_code}: {done.output.strip()[-300:]}"}
-    return {"output": done.output, "error": None, "stop": "end_turn"}
-
-
 def _sandbox(session: Any, unit: WorkUnit) -> Sandbox:
     """The project's sandbox; checks and external CLIs are confined only when ``[sandbox] checks`` /
     ``external`` ask for it."""
@@ -310,8 +298,11 @@ def _tokens(session: Any, result: UnitResult) -> None:
     """Tokens and cost from the store's usage rows (the unit's run and its subagents): the one record
     of spend, complete however often the unit was resumed."""
     if result.external:
-        result.cost_usd = session.store.cost([result.run_id]) if session.store.usage([result.run_id]) else None
-        return
+        rows = session.store.usage([result.run_id])
+        result.metered = bool(rows)
+        if not rows:
+            result.cost_usd = None
+            return
     fell = session.store.events(result.run_id, kind="FallbackUsed")
     result.fallback_used = fell[-1]["to_model"] if fell else ""
     rows = session.store.usage(session.store.family(result.run_id))

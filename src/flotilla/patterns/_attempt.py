@@ -19,9 +19,13 @@ class AttemptPlan:
     fallback: list[str] = field(default_factory=list)
     template: str | None = None
     """The external command template, or None for a flotilla agent."""
+    cli_kind: str | None = None
+    """The external CLI's family (metered through the gateway), or None."""
+    direct: bool = False
 
     def worker(self) -> Worker:
-        return Worker(agent=self.agent, model=self.model, fallback=list(self.fallback), template=self.template)
+        return Worker(agent=self.agent, model=self.model, fallback=list(self.fallback), template=self.template,
+                      cli_kind=self.cli_kind, direct=self.direct)
 
 
 @dataclass

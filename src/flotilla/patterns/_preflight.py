@@ -9,6 +9,7 @@ naming what was wrong and the fix; nothing has been created when it raises.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -48,13 +49,20 @@ def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], s
         except UserError as exc:
             problems.append(f"{what}: {exc}")
 
+    warnings: list[str] = []
     seen: set[tuple[str, str, str | None]] = set()
     for plan in plans:
         if (plan.agent, plan.model, plan.template) in seen:
             continue
         seen.add((plan.agent, plan.model, plan.template))
         if plan.template is not None:
-            problems += template_problems(plan.agent, plan.template, environ if here else None)
+            found = template_problems(plan.agent, plan.template, environ if here else None)
+            problems += found
+            if plan.cli_kind and not plan.direct:  # metered: flotilla itself calls the model
+                model_ok(plan.model or settings.model, f"--agent {plan.agent} --model {plan.model or '(default)'}")
+                problems += _sandboxed(plan.agent, settings)
+            if here and not found:
+                warnings += version_warnings(plan.agent, plan.template, settings, environ)
             continue
         spec = agents.get(plan.agent)
         if spec is None:
@@ -78,7 +86,46 @@ def preflight(plans: list[AttemptPlan], *, check: str, agents: dict[str, Any], s
     except ValueError:  # unbalanced quotes: the shell will say so when the check runs
         program = None
     if program and here and not _found(program, environ):
-        return [f"--check {check!r}: {program!r} is not found on PATH (fine if the setup command creates it)"]
+        warnings.append(f"--check {check!r}: {program!r} is not found on PATH (fine if the setup command creates it)")
+    return warnings
+
+
+def _sandboxed(agent: str, settings: Any) -> list[str]:
+    """A metered CLI confined with the network off could not reach its gateway on the host's loopback."""
+    from ..workspaces.sandbox import SandboxConfig
+
+    config = settings.section("sandbox", SandboxConfig) if settings is not None else SandboxConfig()
+    if config.external and config.network == "off" and config.mode != "off":
+        return [f"--agent {agent}: [sandbox] external = true with the network off would cut it off from the "
+                "gateway that meters it; set direct = true under [race.agents." + agent + "] (its cost is then "
+                "unknown), or [sandbox] network = \"on\""]
+    return []
+
+
+def version_warnings(agent: str, template: str, settings: Any, environ: Mapping[str, str]) -> list[str]:
+    """A warning when the CLI is older than the version its template was verified on (or says none)."""
+    from ._race_plan import race_config
+    from ..kernel.external import external_cli
+
+    cli = external_cli(agent, race_config(settings).agents)
+    if cli is None or not cli.min_version:
+        return []
+    program = _program(render(template, spec="x", model="x", workspace=Path("."), spec_file=Path("x")))
+    try:
+        done = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=30,
+                              env=dict(environ), stdin=subprocess.DEVNULL)
+        said = done.stdout + done.stderr
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        said = str(exc)
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", said)
+    want = tuple(int(p) for p in cli.min_version.split("."))
+    if found is None:
+        return [f"--agent {agent}: `{program} --version` gave no version; its template was verified on "
+                f"{cli.min_version}"]
+    have = tuple(int(p) for p in found.groups())
+    if have < want:
+        return [f"--agent {agent}: {program} {found.group(0)} is older than {cli.min_version}, the version its "
+                "template was verified on; upgrade it if the attempt fails"]
     return []
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import UserError
 from ..workspaces import DEFAULT_DIR
 from ._attempt import AttemptPlan
-from ..kernel.external import external_template
+from ..kernel.external import external_cli
 
 
 class RaceConfig(BaseModel):
@@ -29,8 +29,9 @@ class RaceConfig(BaseModel):
     """Seconds a check (and the setup command) may take."""
     agent_timeout_s: float = 1800.0
     """Seconds an external agent CLI may take."""
-    agents: dict[str, str] = {}
-    """External agent command templates by name; they override the defaults (claude-code, codex …)."""
+    agents: dict[str, str | dict[str, Any]] = {}
+    """External agents by name: a command template, or a table ``{command, kind, min_version, direct}``;
+    they override the built-in ones (claude-code, codex, gemini, aider)."""
     tokens_per_attempt: int = 300_000
     """Input tokens one attempt is assumed to use, for the estimate printed before starting."""
     output_tokens_per_attempt: int = 30_000
@@ -46,13 +47,19 @@ def build_plans(models: list[str], *, n: int = 1, agent: str = "implementer", co
     """One plan per model, ``n`` times each (``a1``, ``a2`` …), for a flotilla agent or an external CLI."""
     if n < 1:
         raise UserError(f"-n must be at least 1 (got {n})")
-    template = external_template(agent, config.agents)
+    cli = external_cli(agent, config.agents)
+    template = cli.command if cli else None
+    if template is not None and "{model}" not in template and models:
+        raise UserError(f"--agent {agent}: its command has no {{model}}, so -m {models[0]} would change nothing "
+                        "(every attempt would run the same command); drop -m, or put {model} in the command "
+                        "under [race.agents] in flotilla.toml")
     models = models or [default_model if template is None or "{model}" in template else ""]
     plans = []
     for model in models:
         for _ in range(n):
             plans.append(AttemptPlan(name=f"a{len(plans) + 1}", agent=agent, model=model,
-                                     fallback=list(fallback or []), template=template))
+                                     fallback=list(fallback or []), template=template,
+                                     cli_kind=cli.kind if cli else None, direct=cli.direct if cli else False))
     return plans
 
 
@@ -68,7 +75,7 @@ def estimate(plans: list[AttemptPlan], *, config: RaceConfig, catalog: Any = Non
     per: list[float | None] = []
     for plan in plans:
         spec = (agents or {}).get(plan.agent)
-        if plan.template is not None:
+        if plan.template is not None and (plan.cli_kind is None or plan.direct):
             per.append(None)
         elif spec is not None and getattr(spec, "budget_usd", None):
             per.append(float(spec.budget_usd))

@@ -39,7 +39,7 @@ def live_table(attempts: list[Any]) -> Table:
         seconds = (_get(a, "seconds") or (now - started)) if started else 0.0
         state = _get(a, "status")
         table.add_row(a.name, a.agent, a.model or "—", Text(state, style=_STATE_STYLE.get(state, "")),
-                      str(a.turns), f"{a.tokens:,}", format_cost(a.cost_usd, tokens=a.tokens, metered=not a.external),
+                      str(a.turns), f"{a.tokens:,}", format_cost(a.cost_usd, tokens=a.tokens, metered=a.metered),
                       f"{seconds:.1f}s")
     return table
 
@@ -65,7 +65,7 @@ def final_table(attempts: list[Any], winner: str | None) -> Table:
                       _get(a, "agent"), _model_cell(a), check_cell,
                       "—" if score is None else f"{score:g}/10",
                       Text.assemble((f"+{_get(a, 'added')}", "green"), " ", (f"−{_get(a, 'removed')}", "red")),
-                      f"{tokens:,}", format_cost(_get(a, "cost_usd"), tokens=tokens, metered=not _get(a, "external")),
+                      f"{tokens:,}", format_cost(_get(a, "cost_usd"), tokens=tokens, metered=_get(a, "metered", not _get(a, "external"))),
                       f"{_get(a, 'seconds'):.1f}s")
     return table
 

@@ -1,4 +1,5 @@
-"""The fake provider's ASGI application: script state, the request log and the two wire formats."""
+"""The fake provider's ASGI application: script state, the request log and the wire formats (Messages and
+Chat Completions natively; Responses and Gemini through the gateway's front doors)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from . import _fake_anthropic as anth
 from . import _fake_openai as oai
+from ..gateway.front import door_for, open_door
 from ._fake_steps import check_step, last_user_text, make_answer
 
 Script = dict[str, Any]
@@ -88,6 +90,10 @@ class FakeProviderApp:
             return
         if scope["type"] != "http":
             return
+        door = door_for(scope["method"], scope["path"], scope.get("query_string", b""))
+        if door is not None and not scope["path"].endswith("/chat/completions"):
+            # Responses and Gemini: the gateway's own front door makes them Messages, answered as such
+            scope, receive, send = open_door(door, scope, receive, send)
         chunks = []
         while True:
             message = await receive()

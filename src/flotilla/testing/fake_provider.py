@@ -2,7 +2,9 @@
 
 The official SDKs talk to it over loopback exactly as they would to the real
 services: ``POST /v1/messages`` (plain and SSE, ``count_tokens``) and
-``POST /v1/chat/completions`` (plain and ``data:`` chunks), and ``GET /v1/models``
+``POST /v1/chat/completions`` (plain and ``data:`` chunks), ``POST /v1/responses`` and Gemini's
+``POST /v1beta/models/M:generateContent`` / ``:streamGenerateContent`` (translated to Messages by
+the gateway's front doors, so recorded in ``received`` as ``/v1/messages``), and ``GET /v1/models``
 in either format. Query strings (``?beta=true``) are accepted. It answers from a
 script keyed by model name (see ``_fake_steps`` for the step keys) and injects
 faults on request. ::
