@@ -217,3 +217,17 @@ def test_structured_cli_output_becomes_a_transcript() -> None:
                                                            "aggregated_output": "calc.py", "exit_code": 0}})
     assert [m["role"] for m in transcript("codex", codex)] == ["assistant", "user"]
     assert transcript(None, claude) == []
+
+
+def test_attempts_side_by_side_spend_one_race_budget_together(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_KEY", "k")
+    with FakeProvider({"gpt-test": {"text": "a + b"}}) as fp:
+        repo = project(tmp_path, fp.url)
+        one, store = race(repo, budget_usd=1.0)
+        call = max(r["cost_usd"] / r["calls"] for r in store.usage([a.run_id for a in one.attempts]))
+        sh(repo, "git", "reset", "-q", "--hard", "HEAD~1")  # the merged fix undone: the race again
+        budget = 2.5 * call  # two and a half calls, for three attempts of two calls each
+        outcome, store = race(repo, budget_usd=budget, n=3, parallel=3)
+    rows = store.usage([a.run_id for a in outcome.attempts])
+    spent, calls = sum(r["cost_usd"] for r in rows), sum(r["calls"] for r in rows)
+    assert 1 <= calls <= 3 and spent <= budget + call, (calls, spent, budget)  # each key alone would allow 6

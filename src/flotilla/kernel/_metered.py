@@ -1,7 +1,8 @@
 """Metering an external CLI: its own gateway, its own key, its spend in the run store.
 
 Each metered external attempt gets a flotilla gateway, served in-process on a free loopback port
-for as long as the CLI runs, with one ephemeral key carrying what is left of the attempt's budget.
+for as long as the CLI runs, with one ephemeral key whose requests are admitted against the race's
+budget (one meter for all its attempts).
 Every request the CLI makes, whichever wire format it speaks (Messages, Chat Completions, Responses,
 Gemini), is routed to the attempt's model (and its fallbacks), admitted against that key's budget
 and, once served, written to the run store as the attempt's ``ModelCalled`` usage: the race table's
@@ -33,13 +34,38 @@ class Metered:
     key: str
 
 
-def _attempt_keys(store: Any, session: Any, run_id: str, scope: str) -> Any:
+def _attempt_keys(store: Any, session: Any, run_id: str, scope: str, budget_usd: float | None) -> Any:
     from ..gateway.keys import KeyStore
 
     lock = threading.Lock()
+    meter = session.meter(scope)
+    held: dict[float, list[int]] = {}  # the meter's tickets by the bound the gateway reserved
 
     class AttemptKeys(KeyStore):
-        """The gateway's keys, whose request log is also the attempt's usage in the run store."""
+        """The gateway's keys. Admission holds each request's bound on the race's one meter, which every
+        attempt's gateway shares, so attempts running side by side stay inside the race's budget together
+        (admitted while spent + reserved is under it: at most one request's bound over). The request log
+        is also the attempt's usage in the run store."""
+
+        def reserve(self, key: Any, estimate_usd: float) -> bool:
+            if budget_usd is None:
+                return True
+            with meter.lock:
+                if meter.usd + meter.reserved_usd >= budget_usd:
+                    return False
+                held.setdefault(estimate_usd, []).append(meter.reserve(estimate_usd, 0))
+            return True
+
+        def settle(self, key: Any, estimate_usd: float, cost_usd: float) -> None:
+            super().settle(key, estimate_usd, cost_usd)
+            with meter.lock:  # the cost counted in the same step as the bound is let go: no gap to admit into
+                tickets = held.get(estimate_usd)
+                if tickets:
+                    meter.release(tickets.pop())
+                meter.usd += cost_usd
+
+        def spent(self, key: Any) -> tuple[float, float]:
+            return meter.usd, meter.reserved_usd
 
         def log(self, row: dict[str, Any]) -> None:
             super().log(row)
@@ -58,7 +84,7 @@ def _attempt_keys(store: Any, session: Any, run_id: str, scope: str) -> Any:
                           cache_read_input_tokens=event.cache_read_tokens,
                           cache_creation_input_tokens=event.cache_write_tokens)
             with lock:  # the gateway's thread: one write at a time to the store and the sinks
-                session.meter(scope).add(cost, usage)
+                meter.add(0.0, usage)  # its cost was counted when the request settled
                 session.emit(event)
 
     return AttemptKeys(store)
@@ -87,9 +113,8 @@ def metered(session: Any, *, run_id: str, scope: str, settings: Settings, chain:
 
     home.mkdir(parents=True, exist_ok=True)
     store = SQLiteStore(home / "gateway.db")
-    keys = _attempt_keys(store, session, run_id, scope)
-    left = None if budget_usd is None else max(0.0, budget_usd - session.meter(scope).usd)
-    secret = keys.create(f"attempt-{run_id}", budget_usd=left, allow_unpriced=True)
+    keys = _attempt_keys(store, session, run_id, scope, budget_usd)
+    secret = keys.create(f"attempt-{run_id}", budget_usd=budget_usd, allow_unpriced=True)
     own = attempt_settings(settings, chain)
     live = LiveConfig(lambda: own, [], None)
     live.current.warm()
