@@ -16,9 +16,13 @@ from test_race_support import CHECK, alive, branches, make_repo, sh, worktrees
 FLOTILLA = [str(Path(sys.executable).parent / "flotilla")]
 
 FAKE = """import os, pathlib, sys, time
-pathlib.Path(sys.argv[1]).joinpath(f"{os.getpid()}.pid").write_text(str(os.getpid()))
+pids = pathlib.Path(sys.argv[1])
+pids.joinpath(f"{os.getpid()}.pid").write_text(str(os.getpid()))
 p = pathlib.Path("calc.py"); p.write_text(p.read_text().replace("a - b", sys.argv[2]))
-time.sleep(float(sys.argv[3]))
+ran = pids / ("ran-" + os.getcwd().replace(os.sep, "_"))  # a resumed attempt runs it again, in the same worktree
+if not ran.exists():
+    ran.touch()
+    time.sleep(float(sys.argv[3]))
 """
 
 
