@@ -53,13 +53,48 @@ def resume(session: Any, run_id: str, form: dict[str, str]) -> str:
         raise UserError(why)
     if shown_status(run, session.store) != "crashed":
         raise UserError(f"run {run['id']} is still running (its process {run['pid']} is alive); nothing to resume")
+    return f"resuming run {run['id']} in a process of its own (its output: {_resume(session, run)})"
+
+
+def approve(session: Any, run_id: str, form: dict[str, str]) -> str:
+    """``flotilla approve RUN --note``: ``Session.approve``; a run whose process has exited goes on in
+    a process of its own (as the CLI goes on with it in the foreground)."""
+    rid = session.approve(run_id, form.get("note", "").strip())
+    return f"approved run {rid}{_go_on(session, rid)}"
+
+
+def reject(session: Any, run_id: str, form: dict[str, str]) -> str:
+    """``flotilla reject RUN --reason``: ``Session.reject``; the run ends, nothing more is spent."""
+    reason = form.get("reason", "").strip()
+    if not reason:
+        raise UserError("a rejection needs a reason (it is stored with the run): write it in the box")
+    rid = session.reject(run_id, reason)
+    return f"rejected run {rid}: {reason}{_go_on(session, rid)}"
+
+
+def _go_on(session: Any, run_id: str) -> str:
+    from ._data import process_gone
+
+    run = session.store.get_run(run_id)
+    from ..store import why_not_resumable
+
+    if not process_gone(run, session.store):
+        return " (it goes on in the process running it)"
+    why = why_not_resumable(run)
+    if why:
+        return f"; its process has exited and it cannot go on: {why}"
+    return f"; its process had exited: it goes on in a process of its own (its output: {_resume(session, run)})"
+
+
+def _resume(session: Any, run: dict[str, Any]) -> Path:
+    """``flotilla resume RUN`` in a process of its own (it must outlive the dashboard); its log's path."""
     _children[:] = [c for c in _children if c.poll() is None]  # reap the ones that ended
     log = Path(session.store.path).parent / f"resume-{run['id']}.log"
     with open(log, "ab") as out:
         _children.append(subprocess.Popen([sys.executable, "-m", "flotilla.cli", "resume", run["id"], "--store", session.store.path],
                          cwd=session.project, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                          start_new_session=True))
-    return f"resuming run {run['id']} in a process of its own (its output: {log})"
+    return log
 
 
 def gc(session: Any, form: dict[str, str]) -> str:
@@ -76,4 +111,5 @@ def gc(session: Any, form: dict[str, str]) -> str:
 
 
 _children: list[subprocess.Popen[bytes]] = []
-RUN_ACTIONS = {"steer": steer, "stop": stop, "signal": signal, "merge": merge, "resume": resume}
+RUN_ACTIONS = {"steer": steer, "stop": stop, "signal": signal, "merge": merge, "resume": resume, "approve": approve,
+               "reject": reject}
