@@ -136,3 +136,4 @@ def test_a_review_page_shows_its_rounds_and_its_diff(gated: Any, page: Any) -> N
     assert "clean" in board.locator(".verdict").inner_text()
     assert "scripted:gpt-reviewer" in board.locator("table.roles").inner_text()
     assert "+    return a + b" in board.locator(".branch-diff").inner_text()
+    screenshot(page, "review.png")

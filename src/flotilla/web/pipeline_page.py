@@ -24,9 +24,11 @@ def board(run: dict[str, Any], store: Any) -> Safe:
     notes = join(h('<p class="note">{n}</p>', n=n) for n in result.get("notes") or [])
     review = h("<h2>review</h2>{r}", r=rounds(loop)) if loop else ""
     cost = h("<p>cost {c}</p>", c=money(result["cost_usd"])) if result.get("cost_usd") is not None else ""
-    return h('<section class="board pipeline"><h2>pipeline <small>{name}</small></h2>{head}{notes}'
-             '<ol class="stages">{flow}</ol>{plan}{review}{cost}{merge}{diff}</section>', name=meta.get("name", ""),
-             head=head, notes=notes, flow=flow, plan=plan_section(run), review=review, cost=cost,
+    plan = plan_section(run)
+    first, last = (plan, "") if meta.get("state") == "awaiting approval" else ("", plan)  # the question first
+    return h('<section class="board pipeline"><h2>pipeline <small>{name}</small></h2>{head}{notes}{first}'
+             '<ol class="stages">{flow}</ol>{last}{review}{cost}{merge}{diff}</section>', name=meta.get("name", ""),
+             head=head, notes=notes, first=first, flow=flow, last=last, review=review, cost=cost,
              merge=merge_button(run), diff=branch_diff(run))
 
 

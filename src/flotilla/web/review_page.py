@@ -40,7 +40,7 @@ def rounds(loop: dict[str, Any]) -> Safe:
                                                               b=f["line_end"]),
                   f["title"], "blocking" if f.get("blocking") else "advisory", _status(final.get(f["id"], f))]
                  for f in row.get("findings") or []]
-        listed = table(["severity", "confidence", "where", "title", "", "status"], cells, cls="findings") if cells \
+        listed = table(["severity", "confidence", "where", "title", "blocks", "status"], cells, cls="findings") if cells \
             else h('<p class="empty">no findings</p>')
         fixes = join(h('<p class="fix">fix by {agent} ({model}): {status}{check}</p>', agent=x["agent"],
                        model=x.get("model") or "default", status=badge(x["status"]),

@@ -33,7 +33,6 @@ def actions(run: dict[str, Any], state: str) -> Safe:
                        '<textarea id="steer-msg" name="message" rows="2" placeholder="a message for the agent, taken '
                        'before its next model call"></textarea><label><input type="checkbox" name="read_only" '
                        'value="1"> switch to read-only</label><button type="submit">send</button></form>', id=rid))
-    if state in ("running", "waiting"):
         parts.append(action(f"/runs/{rid}/stop", "stop", confirm=f"Stop run {rid} and its subagents?", cls="danger"))
     if run["meta"].get("state") == "awaiting approval" and run["kind"] != "pipeline":  # a pipeline's are by its plan
         gate = run["meta"].get("gate") or "approve"
