@@ -1,7 +1,7 @@
 """The pipeline and review pages in Chromium: two pipelines started by `flotilla pipeline run` (the fake
 provider playing the roles) exit at their gates; the runs list says each waits for approve or reject;
 one page shows the plan and its Approve continues that pipeline to its end in a process of its own (the
-next stages' models are called); the other's Reject ends it with its reason, nothing more called. A
+next stages' models are called, a file outside the plan is flagged); the other's Reject ends it with its reason, nothing more called. A
 review (scripted writer and reviewer, in this process) shows its rounds of findings and its diff."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from flotilla.testing import ScriptedModel
 from review_support import FIXED, finding, review, write
 from test_durable_race_crash import counts, with_fake_provider
 from test_fanout_cli import cli
-from test_pipeline_gate import STAGES, script
+from test_pipeline_gate import STAGES, calls, script, write as write_file
 from test_race_support import make_repo
 from web_support import needs_browser, screenshot, serving, wait_for
 
@@ -68,6 +68,7 @@ def gated(tmp_path_factory: Any) -> Any:
     tmp = tmp_path_factory.mktemp("pipelines")
     repo = make_repo(tmp / "r")
     steps = script()
+    steps["frontend"] = [calls(write_file("ui.html", "<p>calc</p>\n"), write_file("ui.css", "p {}\n")), {"text": "a page"}]
     steps["architect2"] = [{"tool_uses": [{"name": "submit_plan", "input": {
         "plan": "# Plan B\n\nrewrite everything", "files": ["calc.py"], "summary": "rewrite"}}]}]
     fake, url, env = with_fake_provider(tmp, steps, repo)
@@ -108,6 +109,9 @@ def test_approve_on_the_pipeline_page_continues_it_to_its_end(gated: Any, page: 
     page.locator(".verdict .badge", has_text="done").wait_for()  # the page followed it to its end
     assert "round 1: clean" in page.locator(".board.pipeline").inner_text()
     assert page.locator("article[data-stage=backend] .badge").inner_text() == "merged"
+    assert page.locator("article[data-stage=frontend] .flag").inner_text() == "outside the approved plan: ui.css"
+    assert page.locator("article[data-stage=backend] .flag").count() == 0
+    screenshot(page, "pipeline-done.png")
 
 
 def test_reject_on_the_pipeline_page_ends_it_with_its_reason(gated: Any, page: Any) -> None:
