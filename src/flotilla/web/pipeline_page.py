@@ -102,7 +102,8 @@ def _gate(run: dict[str, Any], stage: dict[str, Any]) -> Safe:
         said = h("{what}{text}", what="approved" if a["approved"] else "rejected",
                  text=f": {a.get('note') or a.get('reason')}" if a.get("note") or a.get("reason") else "")
     else:
-        said = h("{s}", s="no answer (never reached)" if result else "not reached yet")
+        said = h("{s}", s=("not asked (--yes)" if result.get("stages") else "never reached") if result
+                 else "not reached yet")
     return h('<p class="gate" data-gate="{g}">gate after {g}: {said}</p>', g=stage["name"], said=said)
 
 
