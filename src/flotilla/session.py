@@ -19,14 +19,14 @@ and SIGHUP stop the work as Ctrl-C does: recorded as cancelled, branches kept, n
 from __future__ import annotations
 
 import asyncio
-import signal
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .config import Settings, load_settings
 from .errors import Cancelled, NothingToResume, UserError
 from .events import FanOut
+from ._session_sync import SyncTwins
 from .kernel.executor import TASKS, InMemoryExecutor
 from .messages import Message, MessagesRequest
 from .models.meter import Meter
@@ -34,12 +34,11 @@ from .models.catalog import Catalog
 from .protocols import EventSink, Model
 from .store import SQLiteStore, default_store_path, new_id
 
-T = TypeVar("T")
 _OWNER: Session | None = None
 """The Session that launched durable execution in this process (DBOS is one per process)."""
 
 
-class Session:
+class Session(SyncTwins):
     """One project's settings, store, models and executor; the methods below are what flotilla does."""
 
     def __init__(self, project: str | Path = ".", *, durable: bool = True, store: Any = None,
@@ -258,14 +257,7 @@ class Session:
         if review_with:  # the winner is reviewed before it is offered for merge: never merged by the race
             options["pick"] = "manual"
         begun = racing.begin(self, spec, models=[self.model_name(m) or "" for m in models], check=check, **options)
-        if sink is not None:
-            sink.emit(begun.started_event())
-        try:
-            result = await self._top("flotilla.race", begun.job, begun.race_id, sink,
-                                     on_cancel=lambda: racing.record_cancelled(self, begun.job))
-        except Cancelled:
-            racing.record_cancelled(self, begun.job)
-            raise
+        result = await self._pattern("flotilla.race", begun.race_id, begun, sink, racing.record_cancelled)
         outcome = racing.RaceOutcome.from_dict(result)
         if review_with:
             from .patterns.review import review_winner
@@ -297,15 +289,9 @@ class Session:
 
         begun = fanning.begin(self, job, lead=self.model_name(lead),
                               models=[self.model_name(m) or "" for m in models], **options)
-        if sink is not None:
-            sink.emit(begun.started_event())
         asking = asyncio.create_task(self._ask_approval(begun.fanout_id, approve)) if approve else None
         try:
-            return await self._top("flotilla.fanout", begun.job, begun.fanout_id, sink,
-                                   on_cancel=lambda: fanning.record_cancelled(self, begun.job))
-        except Cancelled:
-            fanning.record_cancelled(self, begun.job)
-            raise
+            return await self._pattern("flotilla.fanout", begun.fanout_id, begun, sink, fanning.record_cancelled)
         finally:
             if asking is not None:
                 asking.cancel()
@@ -467,69 +453,6 @@ class Session:
         durable.register_queue(ATTEMPTS_QUEUE, concurrency=config.global_concurrency,
                                worker_concurrency=concurrency or config.concurrency, polling_interval=0.2)
         await (stop or asyncio.Event()).wait()
-
-    # -- sync twins ------------------------------------------------------------------------------
-
-    def ask_sync(self, *args: Any, **kwargs: Any) -> Any:
-        return self._sync(lambda: self.ask(*args, **kwargs))
-
-    def run_sync(self, *args: Any, **kwargs: Any) -> Any:
-        return self._sync(lambda: self.run(*args, **kwargs))
-
-    def race_sync(self, *args: Any, **kwargs: Any) -> Any:
-        return self._sync(lambda: self.race(*args, **kwargs))
-
-    def eval_sync(self, *args: Any, **kwargs: Any) -> Any:
-        return self._sync(lambda: self.eval(*args, **kwargs))
-
-    def fanout_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._sync(lambda: self.fanout(*args, **kwargs))
-
-    def review_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._sync(lambda: self.review(*args, **kwargs))
-
-    def pipeline_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._sync(lambda: self.pipeline(*args, **kwargs))
-
-    def ledger_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._sync(lambda: self.ledger(*args, **kwargs))
-
-    def resume_sync(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._sync(lambda: self.resume(*args, **kwargs))
-
-    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Runs a method on its own event loop, the Session started for it; SIGTERM and SIGHUP cancel it
-        as Ctrl-C does (a person stopping the work, not a crash to resume)."""
-        caught: list[str] = []
-
-        async def main() -> T:
-            task = asyncio.current_task()
-            loop = asyncio.get_running_loop()
-
-            def stop(sig: signal.Signals) -> None:
-                caught.append(sig.name)
-                task.cancel()  # type: ignore[union-attr]
-
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                try:
-                    loop.add_signal_handler(sig, stop, sig)
-                except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals
-                    pass
-            own = not self._started
-            if own:
-                self.start()
-            try:
-                return await make()
-            finally:
-                if own:
-                    self.close()
-
-        try:
-            return asyncio.run(main())
-        except asyncio.CancelledError:
-            if caught:
-                raise Cancelled(f"stopped by {caught[0]}: recorded as cancelled, work kept on its branches") from None
-            raise
 
     # -- internals ---------------------------------------------------------------------------------
 

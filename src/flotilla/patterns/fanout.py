@@ -36,9 +36,9 @@ from ..kernel.unit import UnitResult, Worker, WorkUnit
 from ..store import new_id
 from ..workspaces import (create_worktree, delete_branch, ensure_excluded, merge_branch, open_repo,
                           remove_worktree, require_branch, require_clean, resolve_commit)
-from ..workspaces.integration import changed_files, merge_one
+from ..workspaces.integration import merge_one
 from ..workspaces.sandbox import sandbox_for
-from ..workspaces.worktree import branch_name, worktree_root
+from ..workspaces.worktree import branch_name, remove_run_worktrees, worktree_root
 from ._fanout_plan import join_overlapping, plan_table, submission
 from ._fanout_report import lead_report, slice_row
 from ._race_plan import race_config
@@ -343,10 +343,7 @@ def record_cancelled(session: Any, job: dict[str, Any]) -> None:
     if store.get_run(fid)["status"] == "cancelled":
         return
     repo = open_repo(Path(job["root"]))
-    mine = worktree_root(repo, job["worktree_dir"]) / fid
-    if mine.is_dir():
-        for path in mine.iterdir():
-            remove_worktree(repo, path)
+    remove_run_worktrees(repo, job["worktree_dir"], fid)
     delete_branch(repo, branch_name(fid, "base"))
     _drop_if_empty(repo, branch_name(fid, "integration"), job["base_commit"])
     plan = store.get_run(fid)["meta"].get("plan") or []

@@ -29,9 +29,9 @@ from ..events import RunFinished, RunStarted
 from ..kernel.agent_run import run_agent_in
 from ..kernel.executor import Executor, task
 from ..store import new_id
-from ..workspaces import (create_worktree, ensure_excluded, merge_branch, open_repo, remove_worktree, require_branch,
-                          require_clean, resolve_commit)
-from ..workspaces.worktree import worktree_root
+from ..workspaces import (create_worktree, ensure_excluded, merge_branch, open_repo, require_branch, require_clean,
+                          resolve_commit)
+from ..workspaces.worktree import remove_run_worktrees
 from . import _ledger_files as files
 from . import _ledger_session  # noqa: F401 - registers flotilla.ledger.session
 from ._ledger_files import DENY, sandbox
@@ -199,11 +199,7 @@ def _today() -> str:
 
 def _drop_worktrees(job: dict[str, Any], parent: str) -> None:
     """Removes the worktrees (and their branches) made under ``parent``: merged work, or work given up."""
-    repo = open_repo(Path(job["root"]))
-    mine = worktree_root(repo, job["worktree_dir"]) / parent
-    if mine.is_dir():
-        for path in mine.iterdir():
-            remove_worktree(repo, path, branch=f"flotilla/{parent}/{path.name}")
+    remove_run_worktrees(open_repo(Path(job["root"])), job["worktree_dir"], parent, branches=True)
 
 
 def begin_work(session: Any, *, sessions: int | None = None, until_done: bool = False, model: str | None = None,
@@ -300,11 +296,7 @@ def record_cancelled(session: Any, job: dict[str, Any]) -> None:
     store = session.store
     if store.get_run(job["work_id"])["status"] == "cancelled":
         return
-    repo = open_repo(Path(job["root"]))
-    mine = worktree_root(repo, job["worktree_dir"]) / job["work_id"]
-    if mine.is_dir():
-        for path in mine.iterdir():
-            remove_worktree(repo, path)
+    remove_run_worktrees(open_repo(Path(job["root"])), job["worktree_dir"], job["work_id"])
     store.finish_run(job["work_id"], "cancelled", "stopped by the user")
     for run_id in store.family(job["work_id"])[1:]:
         if store.get_run(run_id)["status"] == "running":

@@ -38,7 +38,7 @@ from ..workspaces import (create_worktree, delete_branch, ensure_excluded, open_
                           require_clean, resolve_commit)
 from ..workspaces._git import git
 from ..workspaces.integration import merge_one
-from ..workspaces.worktree import branch_name, worktree_root
+from ..workspaces.worktree import branch_name, remove_run_worktrees, worktree_root
 from . import _pipeline_spec as spec_file
 from ._fanout_report import summary_of
 from ._findings import review_config
@@ -332,10 +332,7 @@ async def _review(ex: Executor, job: dict[str, Any], stage: dict[str, Any], stat
 def _finish(session: Any, job: dict[str, Any], state: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
     store, pid = session.store, job["pipeline_id"]
     repo = open_repo(Path(job["root"]))
-    mine = worktree_root(repo, job["worktree_dir"]) / pid
-    if mine.is_dir():
-        for path in mine.iterdir():
-            remove_worktree(repo, path)
+    remove_run_worktrees(repo, job["worktree_dir"], pid)
     branch = branch_name(pid, "main")
     head = _head(job)
     notes = [f"outside the approved plan ({r['stage']}): {', '.join(r['outside_plan'])}"
@@ -360,10 +357,7 @@ def record_cancelled(session: Any, job: dict[str, Any]) -> None:
     if store.get_run(pid)["status"] == "cancelled":
         return
     repo = open_repo(Path(job["root"]))
-    mine = worktree_root(repo, job["worktree_dir"]) / pid
-    if mine.is_dir():
-        for path in mine.iterdir():
-            remove_worktree(repo, path)
+    remove_run_worktrees(repo, job["worktree_dir"], pid)
     store.update_meta(pid, state="cancelled", gate=None)
     store.finish_run(pid, "cancelled", "stopped by the user; the work is kept on its branches")
     session.emit(RunFinished(run_id=pid, status="cancelled", reason="stopped by the user"))

@@ -111,6 +111,15 @@ def remove_worktree(repo: Repo, path: Path, *, branch: str | None = None) -> Non
         parent.rmdir()
 
 
+def remove_run_worktrees(repo: Repo, directory: str, run_id: str, *, branches: bool = False) -> None:
+    """Removes every worktree a run made (``<directory>/<run_id>/*``); with ``branches``, their branches
+    (``flotilla/<run_id>/<name>``) too."""
+    mine = worktree_root(repo, directory) / run_id
+    if mine.is_dir():
+        for path in mine.iterdir():
+            remove_worktree(repo, path, branch=f"flotilla/{run_id}/{path.name}" if branches else None)
+
+
 def delete_branch(repo: Repo, branch: str) -> None:
     with _git_lock:
         git(repo.root, "branch", "-D", branch, check=False)
