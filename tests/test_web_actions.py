@@ -34,7 +34,10 @@ def test_actions_say_what_they_did_and_why_not(tmp_path: Path) -> None:
     waiting = store.create_run("fanout", "a fan-out waiting", meta={"state": "awaiting approval"})
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     crashed = store.create_run("race", "a crashed race")
-    store.execute("UPDATE runs SET pid = ? WHERE id = ?", (int(dead.stdout), crashed))
+    gated = store.create_run("pipeline", "a pipeline at its gate", meta={"state": "awaiting approval", "gate": "plan"})
+    store.execute("UPDATE runs SET pid = ? WHERE id IN (?, ?)", (int(dead.stdout), crashed, gated))
+    held = store.create_run("pipeline", "a pipeline waiting in a live process", meta={"state": "awaiting approval",
+                                                                                      "gate": "plan"})
     done = store.create_run("agent", "a finished run")
     store.emit(ModelCalled(run_id=done, provider="anthropic", model="claude-x<b>", role="executor", input_tokens=10,
                            output_tokens=5, cost_usd=0.25))
@@ -51,15 +54,25 @@ def test_actions_say_what_they_did_and_why_not(tmp_path: Path) -> None:
         store.execute("UPDATE runs SET status = 'done', created_at = ? WHERE id = ?", (1_000_000 + i, old))
     for ui in serving(tmp_path / "store.db", repo):
         first, second = httpx.get(ui.url).text, httpx.get(f"{ui.url}?page=1").text
-        # 5 newer runs and asks 54..10 fill the first page of 50; 09..00 are on the second
-        assert "older →" in first and "old ask 54" in first and "old ask 10" in first and "old ask 09" not in first
-        assert "← newer" in second and "old ask 09" in second and "older →" not in second
+        # 7 newer runs and asks 54..12 fill the first page of 50; 11..00 are on the second
+        assert "older →" in first and "old ask 54" in first and "old ask 12" in first and "old ask 11" not in first
+        assert "← newer" in second and "old ask 11" in second and "older →" not in second
         asks = httpx.get(f"{ui.url}?kind=ask&status=done").text
         assert "a finished run" not in asks and "a live run" not in asks and "old ask 54" in asks
         assert "no runs match these filters" in httpx.get(f"{ui.url}?kind=race&status=limited").text
         listing = httpx.get(ui.url).text
         assert "waits for your approval" in listing and "crashed: resume it" in listing
-        assert f"/runs/{crashed}" in listing.split('id="needs-you"')[1].split("</section>")[0]
+        needs = listing.split('id="needs-you"')[1].split("</section>")[0]
+        assert f"/runs/{crashed}" in needs
+        # a pipeline whose process exited at its gate waits (durably) for an answer: not crashed
+        assert needs.count(f"/runs/{gated}") == 1 and "waiting: approve or reject" in needs
+        assert "not done: a rejection needs a reason" in _said(_post(ui.url, f"/runs/{gated}/reject", reason=" "))
+        assert "is not waiting for approval" in _said(_post(ui.url, f"/runs/{done}/approve", note="ok"))
+        assert _said(_post(ui.url, f"/runs/{held}/approve", note="ok")) == \
+            f"approved run {held} (it goes on in the process running it)"
+        assert store.first_signal(f"{held}:approve:plan") == {"approved": True, "note": "ok"}
+        again = _said(_post(ui.url, f"/runs/{held}/reject", reason="no"))  # a second answer: the first counts
+        assert again.startswith(f"run {held} was approved already") and store.first_signal(f"{held}:approve:plan")["approved"]
 
         assert _said(_post(ui.url, f"/runs/{live}/stop")) == f"asked run {live} to stop"
         assert store.take_steering(live) == [{"message": "", "read_only": False, "stop": True}]

@@ -163,20 +163,12 @@ def diff(
     store: Optional[str] = typer.Option(None, "--store", help="Run store path."),
 ) -> None:
     """Print an attempt's diff against the race's base."""
-    from ..workspaces import branch_diff, open_repo
-    from ..workspaces._git import git
+    from ..patterns.race import attempt_diff
 
     _store, record, result = _race(store, run)
     chosen = _attempt(result, attempt or result.get("winner") or (result["attempts"] or [{}])[0].get("name"),
                       record["id"])
-    text = ""
-    repo = open_repo(Path(record["meta"]["root"]))
-    for ref in (chosen.get("commit"), chosen.get("branch")):  # the commit outlives the branch until git gc
-        if ref and git(repo.root, "cat-file", "-e", f"{ref}^{{commit}}", check=False).returncode == 0:
-            text = branch_diff(repo, record["meta"]["base_commit"], ref)
-            break
-    if not text and chosen["name"] in (result.get("winner"), result["attempts"][0]["name"]):
-        text = result.get("winner_diff", "")
+    text = attempt_diff(record, chosen)
     if not text:
         raise UserError(f"no diff for {chosen['name']}: its branch and commit are gone (removed after the race)")
     sys.stdout.write(text)

@@ -64,6 +64,20 @@ def answer(session: Any, run_id: str, approved: bool, text: str = "") -> dict[st
         value: Any = {"approved": approved, ("note" if approved else "reason"): text}
     else:
         value = approved
-    gate = record["meta"].get("gate")
-    session.signal(record["id"], f"approve:{gate}" if gate else "approve", value)
+    session.signal(record["id"], _topic(record), value)
     return record
+
+
+def answered(session: Any, run_id: str) -> bool | None:
+    """Whether the gate run ``run_id`` waits at was answered already (approved: True), though the run has
+    not taken the answer yet (its process exited, say); None when it was not. The first answer counts."""
+    record = session.store.get_run(run_id)
+    value = session.store.first_signal(f"{record['id']}:{_topic(record)}")
+    if value is None:
+        return None
+    return bool(value.get("approved")) if isinstance(value, dict) else bool(value)
+
+
+def _topic(record: dict[str, Any]) -> str:
+    gate = record["meta"].get("gate")
+    return f"approve:{gate}" if gate else "approve"  # one topic per gate: an answer answers one

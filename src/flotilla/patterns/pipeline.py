@@ -132,7 +132,8 @@ def begin(session: Any, task: str, *, name: str = "default", model: str | None =
            "budget_usd": budget_usd, "max_turns": max_turns, "review": review_config(session.settings).model_dump()}
     session.store.create_run("pipeline", task.strip().splitlines()[0][:80], run_id=pid, meta={
         k: job[k] for k in ("name", "root", "task", "base_branch", "base_commit", "check")}
-        | {"stages": [{k: s[k] for k in ("name", "agent", "kind", "model", "group", "run_id")} for s in stages],
+        | {"stages": [{k: s[k] for k in ("name", "agent", "kind", "model", "group", "gate", "fix", "run_id")}
+                      for s in stages],
            "state": "running"})
     session.store.emit(RunStarted(run_id=pid, kind="pipeline", title=task[:80]))
     return Begun(pid, job)

@@ -22,8 +22,8 @@ from ..events import RunFinished, RunStarted
 from ..kernel.executor import Executor, task
 from ..kernel.unit import WorkUnit
 from ..store import new_id
-from ..workspaces import (branch_diff, delete_branch, ensure_excluded, merge_branch, open_repo, remove_worktree,
-                          require_branch, require_clean, resolve_commit)
+from ..workspaces import (branch_diff, delete_branch, ensure_excluded, kept_diff, merge_branch, open_repo,
+                          remove_worktree, require_branch, require_clean, resolve_commit)
 from ..workspaces.worktree import branch_name, worktree_root
 from ._attempt import Attempt, AttemptPlan
 from ._preflight import preflight
@@ -372,6 +372,19 @@ def finished_race(store: Any, race_id: str) -> dict[str, Any]:
         raise UserError(f"race {record['id']} has not finished ({record['status']}); wait for it, "
                         "`flotilla resume` it if it crashed, or `flotilla gc` to give it up")
     return record
+
+
+def attempt_diff(race: dict[str, Any], attempt: dict[str, Any]) -> str:
+    """An attempt's diff against the race's base, from its commit or branch while git still has either;
+    the stored winning diff when it is the winner (or the best), else "" (``flotilla diff``, the board)."""
+    meta = race["meta"]
+    if Path(meta["root"]).is_dir():
+        text = kept_diff(open_repo(Path(meta["root"])), meta["base_commit"], attempt.get("commit"), attempt.get("branch"))
+        if text:
+            return text
+    result = race["result"] or {}
+    best = result.get("winner") or (result.get("attempts") or [{}])[0].get("name")
+    return result.get("winner_diff", "") if attempt["name"] == best else ""
 
 
 def collect(session: Any, *, dry_run: bool = False) -> Any:

@@ -8,7 +8,6 @@ one statement each, so that the list stays fast with thousands of runs.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from ..models.usage import rows_cost
@@ -65,10 +64,19 @@ def _planned_models(run: dict[str, Any]) -> list[str]:
 def shown_status(run: dict[str, Any], store: Any = None) -> str:
     """The status a person should read: a run the store calls running whose process is gone crashed,
     unless (given the ``store``) its durable workflow has been taken up by a live executor since (a
-    resumed run's row still names the process that started it)."""
+    resumed run's row still names the process that started it).
+    A run waiting at an approval gate is waiting, whether its process is alive or not (the gate is
+    durable: the answer continues it, as ``flotilla runs`` says)."""
+    if run["status"] == "running" and (run.get("meta") or {}).get("state") == "awaiting approval":
+        return "waiting"
     if run["status"] == "running" and run.get("pid") and not pid_alive(run["pid"]):
         return "running" if store is not None and _resumed(store, run["id"]) else "crashed"
     return run["status"]
+
+
+def process_gone(run: dict[str, Any], store: Any) -> bool:
+    """Whether nothing runs the run now: its process is dead and no live executor took its workflow up."""
+    return bool(run.get("pid")) and not pid_alive(run["pid"]) and not _resumed(store, run["id"])
 
 
 _EXECUTOR = """SELECT e.host AS host, e.pid AS pid, e.beat_at AS beat_at FROM workflow_status w
@@ -100,13 +108,15 @@ def needs_you(store: Any) -> list[dict[str, Any]]:
     out = []
     for r in store.execute("SELECT id, kind, title FROM runs WHERE status = 'running' "
                            "AND json_extract(meta, '$.state') = 'awaiting approval' ORDER BY created_at DESC"):
-        out.append({**dict(r), "why": "waits for your approval"})
+        gated = r["kind"] == "pipeline"  # as `flotilla runs` says it: the page has approve and reject
+        out.append({**dict(r), "why": "waiting: approve or reject" if gated else "waits for your approval"})
     for r in store.execute("SELECT id, kind, title FROM runs WHERE kind = 'race' AND json_extract(meta, '$.pick') = "
                            "'manual' AND json_extract(result, '$.winner') IS NOT NULL AND "
                            "json_extract(result, '$.merged') IS NULL ORDER BY created_at DESC LIMIT 20"):
         out.append({**dict(r), "why": "finished with --pick manual: pick an attempt to merge"})
     for r in store.execute("SELECT id, kind, title, status, pid FROM runs WHERE status = 'running' "
-                           "AND parent_id IS NULL ORDER BY created_at DESC LIMIT 200"):
+                           "AND parent_id IS NULL AND json_extract(meta, '$.state') IS NOT 'awaiting approval' "
+                           "ORDER BY created_at DESC LIMIT 200"):
         if shown_status(dict(r), store) == "crashed":
             out.append({**dict(r), "why": "crashed: resume it, or gc to give it up"})
     return out
@@ -144,25 +154,14 @@ def attempts(store: Any, race: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def attempt_diff(race: dict[str, Any], name: str) -> str:
-    """An attempt's diff against the race's base, from its commit or branch while git still has it;
-    the stored winning diff otherwise."""
+    """An attempt's diff (``patterns.race.attempt_diff``, as ``flotilla diff`` shows it), by its name."""
     from ..errors import UserError
-    from ..workspaces import branch_diff, open_repo
-    from ..workspaces._git import git
+    from ..patterns.race import attempt_diff as diff
 
     chosen = next((a for a in attempts_of(race) if a["name"] == name), None)
     if chosen is None:
         raise UserError(f"race {race['id']} has no attempt {name!r}")
-    meta = race["meta"]
-    root = Path(meta["root"])
-    if root.is_dir():
-        repo = open_repo(root)
-        for ref in (chosen.get("commit"), chosen.get("branch")):
-            if ref and git(repo.root, "cat-file", "-e", f"{ref}^{{commit}}", check=False).returncode == 0:
-                return branch_diff(repo, meta["base_commit"], ref)
-    result = race["result"] or {}
-    best = result.get("winner") or ((result.get("attempts") or [{}])[0].get("name"))
-    return result.get("winner_diff", "") if name == best else ""
+    return diff(race, chosen)
 
 
 def attempts_of(race: dict[str, Any]) -> list[dict[str, Any]]:

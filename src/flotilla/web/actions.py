@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..store import why_not_resumable
 
 
 def steer(session: Any, run_id: str, form: dict[str, str]) -> str:
@@ -44,7 +46,6 @@ def merge(session: Any, run_id: str, form: dict[str, str]) -> str:
 
 
 def resume(session: Any, run_id: str, form: dict[str, str]) -> str:
-    from ..store import why_not_resumable
     from ._data import shown_status
 
     run = session.store.get_run(run_id)
@@ -53,13 +54,66 @@ def resume(session: Any, run_id: str, form: dict[str, str]) -> str:
         raise UserError(why)
     if shown_status(run, session.store) != "crashed":
         raise UserError(f"run {run['id']} is still running (its process {run['pid']} is alive); nothing to resume")
-    _children[:] = [c for c in _children if c.poll() is None]  # reap the ones that ended
-    log = Path(session.store.path).parent / f"resume-{run['id']}.log"
-    with open(log, "ab") as out:
-        _children.append(subprocess.Popen([sys.executable, "-m", "flotilla.cli", "resume", run["id"], "--store", session.store.path],
-                         cwd=session.project, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                         start_new_session=True))
+    log = _resume(session, run)
+    if log is None:
+        raise UserError(f"run {run['id']} is being resumed already, by a process this dashboard started")
     return f"resuming run {run['id']} in a process of its own (its output: {log})"
+
+
+def approve(session: Any, run_id: str, form: dict[str, str]) -> str:
+    """``flotilla approve RUN --note``: ``Session.approve``; a run whose process has exited goes on in
+    a process of its own (as the CLI goes on with it in the foreground)."""
+    return _answer(session, run_id, True, form.get("note", "").strip())
+
+
+def reject(session: Any, run_id: str, form: dict[str, str]) -> str:
+    """``flotilla reject RUN --reason``: ``Session.reject``; the run ends, nothing more is spent."""
+    reason = form.get("reason", "").strip()
+    if not reason:
+        raise UserError("a rejection needs a reason (it is stored with the run): write it in the box")
+    return _answer(session, run_id, False, reason)
+
+
+def _answer(session: Any, run_id: str, approved: bool, text: str) -> str:
+    """Answers the gate once: a second click (or a second person) finds the first answer, which counts,
+    and only makes sure the run goes on."""
+    from ..patterns._gate import answered
+    from ._data import process_gone
+
+    run = session.store.get_run(run_id)
+    first = answered(session, run["id"]) if run["meta"].get("state") == "awaiting approval" else None
+    if first is None:
+        (session.approve if approved else session.reject)(run["id"], text)
+        said = f"approved run {run['id']}" if approved else f"rejected run {run['id']}: {text}"
+    else:
+        said = f"run {run['id']} was {'approved' if first else 'rejected'} already (the first answer counts)"
+    if not process_gone(run, session.store):
+        return f"{said} (it goes on in the process running it)"
+    why = why_not_resumable(run)
+    if why:
+        return f"{said}; its process has exited and it cannot go on: {why}"
+    log = _resume(session, run)
+    if log is None:
+        return f"{said} (it goes on in the process this dashboard started for it)"
+    return f"{said}; its process had exited: it goes on in a process of its own (its output: {log})"
+
+
+def _resume(session: Any, run: dict[str, Any]) -> Path | None:
+    """``flotilla resume RUN`` in a process of its own (it must outlive the dashboard); its log's path, or
+    None when one this dashboard started for the run still runs (never two resuming one run)."""
+    with _lock:  # actions run in threads: two clicks at once start one process
+        for rid, proc in list(_resuming.items()):
+            if proc.poll() is not None:  # reap the ones that ended
+                del _resuming[rid]
+        if run["id"] in _resuming:
+            return None
+        log = Path(session.store.path).parent / f"resume-{run['id']}.log"
+        with open(log, "ab") as out:
+            _resuming[run["id"]] = subprocess.Popen(
+                [sys.executable, "-m", "flotilla.cli", "resume", run["id"], "--store", session.store.path],
+                cwd=session.project, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        return log
 
 
 def gc(session: Any, form: dict[str, str]) -> str:
@@ -75,5 +129,7 @@ def gc(session: Any, form: dict[str, str]) -> str:
     return said
 
 
-_children: list[subprocess.Popen[bytes]] = []
-RUN_ACTIONS = {"steer": steer, "stop": stop, "signal": signal, "merge": merge, "resume": resume}
+_resuming: dict[str, subprocess.Popen[bytes]] = {}  # by run
+_lock = threading.Lock()
+RUN_ACTIONS = {"steer": steer, "stop": stop, "signal": signal, "merge": merge, "resume": resume, "approve": approve,
+               "reject": reject}

@@ -19,7 +19,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from ..errors import FlotillaError, UserError
-from . import actions, eval_page, fanout_page, ledger_page, live, race_page, run_page, runs_page, usage_page
+from . import (actions, eval_page, fanout_page, ledger_page, live, pipeline_page, race_page, review_page, run_page,
+               runs_page, usage_page)
 from ._html import Safe, h
 from ._layout import page
 from .security import Guard
@@ -113,6 +114,10 @@ def _board(run: dict[str, Any], store: Any) -> Safe:
         return fanout_page.board(run)
     if run["kind"] == "ledger":
         return ledger_page.board(run)
+    if run["kind"] == "review":
+        return review_page.board(run)
+    if run["kind"] == "pipeline":
+        return pipeline_page.board(run, store)
     if run["kind"] == "eval" and (run["result"] or {}).get("summary"):
         return eval_page.board(run)
     if run["result"]:  # ask, …: the stored result as it is, until they have a layout of their own

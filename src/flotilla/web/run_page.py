@@ -34,7 +34,7 @@ def actions(run: dict[str, Any], state: str) -> Safe:
                        'before its next model call"></textarea><label><input type="checkbox" name="read_only" '
                        'value="1"> switch to read-only</label><button type="submit">send</button></form>', id=rid))
         parts.append(action(f"/runs/{rid}/stop", "stop", confirm=f"Stop run {rid} and its subagents?", cls="danger"))
-    if run["meta"].get("state") == "awaiting approval":
+    if run["meta"].get("state") == "awaiting approval" and run["kind"] != "pipeline":  # a pipeline's are by its plan
         gate = run["meta"].get("gate") or "approve"
         parts.append(action(f"/runs/{rid}/signal", "approve", fields={"topic": gate, "value": "yes"}))
         parts.append(action(f"/runs/{rid}/signal", "reject", fields={"topic": gate, "value": "no"},

@@ -35,6 +35,15 @@ def branch_diff(repo: Repo, base: str, ref: str) -> str:
     return git(repo.root, "diff", base, ref).stdout
 
 
+def kept_diff(repo: Repo, base: str, *refs: str | None) -> str | None:
+    """The diff against ``base`` of the first of ``refs`` git still has (a commit outlives its branch
+    until git gc), or None when none is left."""
+    for ref in refs:
+        if ref and git(repo.root, "cat-file", "-e", f"{ref}^{{commit}}", check=False).returncode == 0:
+            return branch_diff(repo, base, ref)
+    return None
+
+
 def merge_branch(repo: Repo, branch: str, *, base_branch: str, base_commit: str, squash: bool = False,
                  message: str | None = None) -> str:
     """Merges ``branch`` into ``base_branch`` and returns the merge commit (the base branch's new head).
