@@ -65,7 +65,7 @@ def test_the_cli_exits_at_the_gate_and_approve_from_another_process_continues_it
         assert result["review"]["ended"] == "clean"
         assert counts(url) == {"architect": 1, "backend": 2, "frontend": 2, "test-writer": 1, "security-reviewer": 1}
         listed = cli(repo, env, "pipeline", "list")
-        assert listed.returncode == 0 and "architect [gate] → backend → frontend" in listed.stdout
+        assert listed.returncode == 0 and "architect [gate] → backend ∥ frontend → test-writer" in listed.stdout
         again = cli(repo, env, "approve", pid)
         assert again.returncode == 2 and "not waiting for approval" in again.stderr
         merged = cli(repo, env, "merge", pid)  # the person's step: the pipeline merged nothing itself

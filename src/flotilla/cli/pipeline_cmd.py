@@ -77,8 +77,19 @@ def list_pipelines(cwd: Optional[Path] = typer.Option(None, "--cwd", help="The p
     for name, where in spec_file.available(root).items():
         spec = spec_file.load(root, name)
         out.print(f"{name}  ({where})  {spec.description}", highlight=False, markup=False)
-        out.print("  " + " → ".join(s.name + (" [gate]" if s.gate else "") for s in spec.stage), highlight=False,
-                  markup=False)
+        out.print("  " + _order(spec.stage), highlight=False, markup=False)
+
+
+def _order(stages: list) -> str:
+    """The stages in order, a parallel group joined by ∥: ``architect [gate] → backend ∥ frontend → …``."""
+    steps: list[list[str]] = []
+    for i, s in enumerate(stages):
+        name = s.name + (" [gate]" if s.gate else "")
+        if s.group and i and stages[i - 1].group == s.group:
+            steps[-1].append(name)
+        else:
+            steps.append([name])
+    return " → ".join(" ∥ ".join(step) for step in steps)
 
 
 def approve(run: str = typer.Argument(..., help="The run waiting at its gate (`flotilla runs` says which)."),
@@ -103,7 +114,12 @@ def _answer(run: str, approved: bool, text: str, as_json: bool, cwd: Optional[Pa
     from ..session import Session
     from .durable_cmd import durable_states
 
+    from ..errors import UserError
+    from ..store import store_location
+
     project = (cwd or Path.cwd()).resolve()
+    if not store_location(root=project).is_file():  # answering reads: no store is made where none was
+        raise UserError(f"no run {run!r}: {store_location(root=project)} does not exist (nothing has run here yet)")
     reading = Session(project=project, durable=False)
     record = reading.store.get_run(run)
     (reading.approve if approved else reading.reject)(record["id"], text)
