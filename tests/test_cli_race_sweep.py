@@ -116,7 +116,7 @@ def test_ambiguous_prefix_resume_of_a_finished_run_and_reading_outside_a_project
     outside.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k != "FLOTILLA_STORE"}
     for args in (["runs"], ["show", "abc"], ["resume", "abc"], ["merge", "abc"], ["approve", "abc"],
-                 ["reject", "abc", "--reason", "no"]):
+                 ["reject", "abc", "--reason", "no"], ["ledger", "status"]):
         looked = subprocess.run([*FLOTILLA, *args], cwd=outside, capture_output=True, text=True, env=env)
         assert looked.returncode in (0, 2) and "Traceback" not in looked.stderr
         assert "does not exist" in looked.stderr

@@ -106,6 +106,12 @@ def session_line(row: dict[str, Any]) -> str:
 def status(as_json: bool = typer.Option(False, "--json", help="Print the ledger as JSON."),
            store: Optional[str] = STORE) -> None:
     """The features (passes, sessions spent, cost, last failure), sessions so far, cost."""
+    from ..errors import UserError
+    from ..store import store_location
+
+    if not store_location(store).is_file():  # looking creates nothing
+        raise UserError(f"no ledger here: {store_location(store)} does not exist; start one with "
+                        "`flotilla ledger init \"GOAL\"`")
     result = _session(store, durable=False).ledger_sync("status")
     if as_json:
         print(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2, default=str))
