@@ -159,7 +159,9 @@ async def latency_interleaved(targets: dict[str, tuple[int, dict[str, bytes]]], 
     """Concurrency-1 latency, one request to each target in turn, round after round.
 
     Interleaving spreads whatever else the machine is doing evenly over all
-    targets, so the differences between them stay meaningful on a busy host.
+    targets, so the differences between them stay meaningful on a busy host. The order
+    turns by one each round: the target after a slow peer (LiteLLM's work on the shared
+    core goes on after it answers) is a different one each time, not always ours.
     """
     conns = {name: loadgen.Connection("127.0.0.1", port) for name, (port, _) in targets.items()}
     got: dict[str, loadgen.Result] = {name: loadgen.Result() for name in targets}
@@ -168,10 +170,11 @@ async def latency_interleaved(targets: dict[str, tuple[int, dict[str, bytes]]], 
         for _ in range(args.warmup // 10):
             for name, (port, raw) in targets.items():
                 await conns[name].send(raw[mode])
-        for _ in range(args.requests):
+        order = list(targets.items())
+        for i in range(args.requests):
             if time.monotonic() > end:
                 break
-            for name, (port, raw) in targets.items():
+            for name, (port, raw) in order[i % len(order):] + order[:i % len(order)]:
                 try:
                     status, ttfb, total = await conns[name].send(raw[mode])
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
