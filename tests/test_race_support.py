@@ -44,6 +44,6 @@ def alive(pid: int) -> bool:
     """True when ``pid`` is a live process (a zombie waiting to be reaped counts as gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going between the open and the read
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
