@@ -96,31 +96,33 @@ def approve(run: str = typer.Argument(..., help="The run waiting at its gate (`f
             note: str = typer.Option("", "--note", help="A note the next stages are given with the plan."),
             reject_it: bool = typer.Option(False, "--reject", help="Refuse instead (as `flotilla reject`)."),
             as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+            store: Optional[str] = typer.Option(None, "--store", help="Run store path."),
             cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to read.")) -> None:
     """Approve what a run waits for (a pipeline's plan, a fan-out's); it continues."""
-    _answer(run, not reject_it, note, as_json, cwd)
+    _answer(run, not reject_it, note, as_json, cwd, store)
 
 
 def reject(run: str = typer.Argument(..., help="The run waiting at its gate."),
            reason: str = typer.Option(..., "--reason", help="Why: stored with the run."),
            as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+           store: Optional[str] = typer.Option(None, "--store", help="Run store path."),
            cwd: Optional[Path] = typer.Option(None, "--cwd", help="The project whose store to read.")) -> None:
     """Refuse what a run waits for: it ends, nothing more is spent."""
-    _answer(run, False, reason, as_json, cwd)
+    _answer(run, False, reason, as_json, cwd, store)
 
 
-def _answer(run: str, approved: bool, text: str, as_json: bool, cwd: Optional[Path]) -> None:
+def _answer(run: str, approved: bool, text: str, as_json: bool, cwd: Optional[Path], store: Optional[str]) -> None:
+    from ..errors import UserError
     from ..patterns._pipeline_report import render, waiting
     from ..session import Session
+    from ..store import store_location
     from .durable_cmd import durable_states
 
-    from ..errors import UserError
-    from ..store import store_location
-
     project = (cwd or Path.cwd()).resolve()
-    if not store_location(root=project).is_file():  # answering reads: no store is made where none was
-        raise UserError(f"no run {run!r}: {store_location(root=project)} does not exist (nothing has run here yet)")
-    reading = Session(project=project, durable=False)
+    where = store_location(store, root=project)
+    if not where.is_file():  # answering reads: no store is made where none was
+        raise UserError(f"no run {run!r}: {where} does not exist (nothing has run here yet)")
+    reading = Session(project=project, durable=False, store=str(where))
     record = reading.store.get_run(run)
     (reading.approve if approved else reading.reject)(record["id"], text)
     said = "approved" if approved else "rejected"
@@ -128,7 +130,7 @@ def _answer(run: str, approved: bool, text: str, as_json: bool, cwd: Optional[Pa
         out.print(f"{said}: {record['id']} (it continues in the process running it)", highlight=False)
         return
     err.print(f"{said}: {record['id']}; continuing it here", highlight=False)
-    session = Session(project=project)
+    session = Session(project=project, store=str(where))
     result = session.resume_sync(record["id"])
     if record["kind"] == "pipeline":
         _show(result, as_json, render, waiting)
