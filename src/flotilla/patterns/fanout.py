@@ -34,7 +34,7 @@ from ..kernel.agent_run import run_agent_in
 from ..kernel.executor import Executor, task
 from ..kernel.unit import UnitResult, Worker, WorkUnit
 from ..store import new_id
-from ..workspaces import (create_worktree, delete_branch, ensure_excluded, merge_branch, open_repo,
+from ..workspaces import (create_worktree, delete_branch, exclude_flotilla, merge_branch, open_repo,
                           remove_worktree, require_branch, require_clean, resolve_commit)
 from ..workspaces.integration import merge_one
 from ..workspaces.sandbox import sandbox_for
@@ -108,9 +108,7 @@ def begin(session: Any, job: str, *, lead: str | None = None, models: list[str] 
         if name and name not in session._models:
             session.build_model(session.catalog.resolve(name))
     base_commit = resolve_commit(repo, base)
-    wt_dir = config.worktree_dir.strip("/")
-    ensure_excluded(repo, *([] if Path(wt_dir).is_absolute() else [f"/{wt_dir}/"]), "/.flotilla/*.db",
-                    "/.flotilla/*.db-*")
+    wt_dir = exclude_flotilla(repo, config.worktree_dir)
     fanout_id = new_id()
     data = {"fanout_id": fanout_id, "root": str(repo.root), "job": job, "lead_model": lead_model,
             "lead_agent": lead_agent, "lead_run_id": new_id(), "models": workers, "agent": agent,

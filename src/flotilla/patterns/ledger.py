@@ -29,7 +29,7 @@ from ..events import RunFinished, RunStarted
 from ..kernel.agent_run import run_agent_in
 from ..kernel.executor import Executor, task
 from ..store import new_id
-from ..workspaces import (create_worktree, ensure_excluded, merge_branch, open_repo, require_branch, require_clean,
+from ..workspaces import (create_worktree, exclude_flotilla, merge_branch, open_repo, require_branch, require_clean,
                           resolve_commit)
 from ..workspaces.worktree import remove_run_worktrees
 from . import _ledger_files as files
@@ -117,9 +117,7 @@ def begin_init(session: Any, goal: str, *, model: str | None = None, agent: str 
     if agent not in session.agents_for(repo.root):
         raise UserError(f"no agent named {agent!r} (--agent); flotilla agents lists them")
     race, config = race_config(session.settings), session.settings.section("ledger", LedgerConfig)
-    wt_dir = race.worktree_dir.strip("/")
-    ensure_excluded(repo, *([] if Path(wt_dir).is_absolute() else [f"/{wt_dir}/"]), "/.flotilla/*.db",
-                    "/.flotilla/*.db-*")
+    wt_dir = exclude_flotilla(repo, race.worktree_dir)
     ledger_id = new_id()
     job = {"ledger_id": ledger_id, "root": str(repo.root), "goal": goal.strip(), "model": _models(session, model),
            "agent": agent, "max_features": max_features, "budget_usd": budget_usd, "max_turns": max_turns,

@@ -34,7 +34,7 @@ from ..kernel.agent_run import run_agent_in
 from ..kernel.executor import Executor, task
 from ..kernel.unit import UnitResult, Worker, WorkUnit
 from ..store import new_id
-from ..workspaces import (create_worktree, delete_branch, ensure_excluded, open_repo, remove_worktree, require_branch,
+from ..workspaces import (create_worktree, delete_branch, exclude_flotilla, open_repo, remove_worktree, require_branch,
                           require_clean, resolve_commit)
 from ..workspaces._git import git
 from ..workspaces.integration import merge_one
@@ -122,9 +122,7 @@ def begin(session: Any, task: str, *, name: str = "default", model: str | None =
     if not allow_dirty:
         require_clean(repo)
     races = race_config(session.settings)
-    wt_dir = races.worktree_dir.strip("/")
-    ensure_excluded(repo, *([] if Path(wt_dir).is_absolute() else [f"/{wt_dir}/"]), "/.flotilla/*.db",
-                    "/.flotilla/*.db-*")
+    wt_dir = exclude_flotilla(repo, races.worktree_dir)
     pid = new_id()
     job = {"pipeline_id": pid, "name": name, "root": str(repo.root), "task": task.strip(), "stages": stages,
            "yes": yes, "check": check or races.check, "setup": races.setup, "base_branch": base_branch,

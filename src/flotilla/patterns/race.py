@@ -22,7 +22,7 @@ from ..events import RunFinished, RunStarted
 from ..kernel.executor import Executor, task
 from ..kernel.unit import WorkUnit
 from ..store import new_id
-from ..workspaces import (branch_diff, delete_branch, ensure_excluded, kept_diff, merge_branch, open_repo,
+from ..workspaces import (branch_diff, delete_branch, exclude_flotilla, kept_diff, merge_branch, open_repo,
                           remove_worktree, require_branch, require_clean, resolve_commit)
 from ..workspaces.worktree import branch_name, worktree_root
 from ._attempt import Attempt, AttemptPlan
@@ -141,9 +141,7 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
     if queue and remote is None:
         remote = worker_config(session.settings).remote
     base_commit = resolve_commit(repo, base)
-    wt_dir = config.worktree_dir.strip("/")
-    ensure_excluded(repo, *([] if Path(wt_dir).is_absolute() else [f"/{wt_dir}/"]), "/.flotilla/*.db",
-                    "/.flotilla/*.db-*")
+    wt_dir = exclude_flotilla(repo, config.worktree_dir)
     race_id = new_id()
     attempts = [{"name": p.name, "agent": p.agent, "model": p.model, "run_id": new_id(),
                  "branch": branch_name(race_id, p.name)} for p in plans]

@@ -21,7 +21,7 @@ from ..events import RunFinished, RunStarted
 from ..kernel.executor import Executor, task
 from ..kernel.unit import UnitResult, Worker, WorkUnit
 from ..store import new_id
-from ..workspaces import (create_worktree, delete_branch, ensure_excluded, merge_branch, open_repo, remove_worktree,
+from ..workspaces import (create_worktree, delete_branch, exclude_flotilla, merge_branch, open_repo, remove_worktree,
                           require_branch, require_clean, resolve_commit)
 from ..workspaces._git import git
 from ..workspaces.worktree import branch_name, worktree_root
@@ -112,9 +112,7 @@ def begin(session: Any, task: str | None = None, *, reviewer: str, writer: str |
         base_commit = git(repo.root, "merge-base", resolve_commit(repo, base), tip).stdout.strip()
     else:
         base_commit = resolve_commit(repo, base)
-    wt_dir = races.worktree_dir.strip("/")
-    ensure_excluded(repo, *([] if Path(wt_dir).is_absolute() else [f"/{wt_dir}/"]), "/.flotilla/*.db",
-                    "/.flotilla/*.db-*")
+    wt_dir = exclude_flotilla(repo, races.worktree_dir)
     rid = new_id()
     job = {"review_id": rid, "root": str(repo.root), "task": (task or "").strip(), "branch": branch, "tip": tip,
            "writer": writer, "reviewer": reviewer, "agent": agent, "reviewer_agent": reviewer_agent,

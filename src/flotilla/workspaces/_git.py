@@ -117,3 +117,12 @@ def ensure_excluded(repo: Repo, *patterns: str) -> None:
             text += "\n"
         exclude.write_text(text + "# flotilla's own files\n" * (not any("flotilla" in h for h in have))
                            + "\n".join(missing) + "\n")
+
+
+def exclude_flotilla(repo: Repo, worktree_dir: str) -> str:
+    """Keeps flotilla's own files out of git: the worktrees folder (when inside the repository) and the
+    run store; returns ``worktree_dir`` as the patterns record it."""
+    wt_dir = worktree_dir.strip("/")
+    ensure_excluded(repo, *([] if Path(wt_dir).is_absolute() else [f"/{wt_dir}/"]), "/.flotilla/*.db",
+                    "/.flotilla/*.db-*")
+    return wt_dir
