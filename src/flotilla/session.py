@@ -257,7 +257,7 @@ class Session(SyncTwins):
         if review_with:  # the winner is reviewed before it is offered for merge: never merged by the race
             options["pick"] = "manual"
         begun = racing.begin(self, spec, models=[self.model_name(m) or "" for m in models], check=check, **options)
-        result = await self._pattern("flotilla.race", begun.race_id, begun, sink, racing.record_cancelled)
+        result = await self._pattern("flotilla.race", begun.run_id, begun, sink, racing.record_cancelled)
         outcome = racing.RaceOutcome.from_dict(result)
         if review_with:
             from .patterns.review import review_winner
@@ -289,9 +289,9 @@ class Session(SyncTwins):
 
         begun = fanning.begin(self, job, lead=self.model_name(lead),
                               models=[self.model_name(m) or "" for m in models], **options)
-        asking = asyncio.create_task(self._ask_approval(begun.fanout_id, approve)) if approve else None
+        asking = asyncio.create_task(self._ask_approval(begun.run_id, approve)) if approve else None
         try:
-            return await self._pattern("flotilla.fanout", begun.fanout_id, begun, sink, fanning.record_cancelled)
+            return await self._pattern("flotilla.fanout", begun.run_id, begun, sink, fanning.record_cancelled)
         finally:
             if asking is not None:
                 asking.cancel()
@@ -305,7 +305,7 @@ class Session(SyncTwins):
 
         begun = reviewing.begin(self, task, reviewer=self.model_name(reviewer) or "",
                                 writer=self.model_name(writer), **options)
-        return await self._pattern("flotilla.review", begun.review_id, begun, sink, reviewing.record_cancelled)
+        return await self._pattern("flotilla.review", begun.run_id, begun, sink, reviewing.record_cancelled)
 
     async def pipeline(self, task: str, *, name: str = "default", model: str | Model | None = None,
                        models: Mapping[str, str | Model] | None = None, detach: bool = False,
@@ -323,9 +323,9 @@ class Session(SyncTwins):
 
             if sink is not None:
                 sink.emit(begun.started_event())
-            done = await until_gate(self, "flotilla.pipeline", begun.pipeline_id, begun.job)
+            done = await until_gate(self, "flotilla.pipeline", begun.run_id, begun.job)
             return done if done is not None else piping.waiting(self, begun)
-        return await self._pattern("flotilla.pipeline", begun.pipeline_id, begun, sink, piping.record_cancelled)
+        return await self._pattern("flotilla.pipeline", begun.run_id, begun, sink, piping.record_cancelled)
 
     def approve(self, run_id: str, note: str = "") -> str:
         """Approves what a run waits for at its gate (a pipeline's plan, a fan-out's); returns its id."""

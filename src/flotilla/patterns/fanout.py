@@ -24,7 +24,6 @@ resumed:
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from ..kernel.agent_run import run_agent_in
 from ..kernel.executor import Executor, task
 from ..kernel.unit import UnitResult, Worker, WorkUnit
 from ..store import new_id
+from ._begun import Begun
 from ..workspaces import (create_worktree, delete_branch, exclude_flotilla, merge_branch, open_repo,
                           remove_worktree, require_branch, require_clean, resolve_commit)
 from ..workspaces.integration import merge_one
@@ -62,17 +62,6 @@ When you are done, this command must pass (it fails now): `{proof}`
 
 You are working in a git worktree of the project, on a branch of your own. Change files in place; do not
 commit (flotilla commits your work when you finish). End with a short summary of what you changed."""
-
-
-@dataclass
-class Begun:
-    """A fan-out recorded in the store, nothing run yet."""
-
-    fanout_id: str
-    job: dict[str, Any]
-
-    def started_event(self) -> RunStarted:
-        return RunStarted(run_id=self.fanout_id, kind="fanout", title=self.job["job"][:80])
 
 
 def begin(session: Any, job: str, *, lead: str | None = None, models: list[str] = (),  # type: ignore[assignment]
@@ -121,7 +110,7 @@ def begin(session: Any, job: str, *, lead: str | None = None, models: list[str] 
         k: data[k] for k in ("job", "root", "base_branch", "base_commit", "check", "pick", "lead_model", "lead_run_id",
                              "models", "budget_usd", "slice_budget_usd", "worktree_dir")})
     session.store.emit(RunStarted(run_id=fanout_id, kind="fanout", title=job[:80]))
-    return Begun(fanout_id, data)
+    return Begun(fanout_id, "fanout", data, data["job"])
 
 
 @task("flotilla.fanout")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from ..kernel.agent_run import run_agent_in
 from ..kernel.executor import Executor, task
 from ..kernel.unit import UnitResult, Worker, WorkUnit
 from ..store import new_id
+from ._begun import Begun
 from ..workspaces import (create_worktree, delete_branch, exclude_flotilla, open_repo, remove_worktree, require_branch,
                           require_clean, resolve_commit)
 from ..workspaces._git import git
@@ -86,15 +86,6 @@ PLAN_SUBMISSION = Submission(name="submit_plan", input_schema=PLAN_SCHEMA, valid
                              description="Submit the plan for approval: Markdown, and the files it changes.")
 
 
-@dataclass
-class Begun:
-    pipeline_id: str
-    job: dict[str, Any]
-
-    def started_event(self) -> RunStarted:
-        return RunStarted(run_id=self.pipeline_id, kind="pipeline", title=self.job["task"][:80])
-
-
 def begin(session: Any, task: str, *, name: str = "default", model: str | None = None,
           models: dict[str, str] | None = None, yes: bool = False, check: str | None = None, base: str = "HEAD",
           budget_usd: float | None = None, max_turns: int | None = None, allow_dirty: bool = False) -> Begun:
@@ -134,7 +125,7 @@ def begin(session: Any, task: str, *, name: str = "default", model: str | None =
                       for s in stages],
            "state": "running"})
     session.store.emit(RunStarted(run_id=pid, kind="pipeline", title=task[:80]))
-    return Begun(pid, job)
+    return Begun(pid, "pipeline", job, job["task"])
 
 
 @task("flotilla.pipeline")
@@ -178,8 +169,8 @@ async def pipeline_task(ex: Executor, job: dict[str, Any]) -> dict[str, Any]:
 
 def waiting(session: Any, begun: Begun) -> dict[str, Any]:
     """The report of a pipeline stopped at its gate (``Session.pipeline(detach=True)``)."""
-    meta = session.store.get_run(begun.pipeline_id)["meta"]
-    return {"pipeline_id": begun.pipeline_id, "name": begun.job["name"], "status": "waiting",
+    meta = session.store.get_run(begun.run_id)["meta"]
+    return {"pipeline_id": begun.run_id, "name": begun.job["name"], "status": "waiting",
             "reason": f"waiting for approval after {meta['gate']}", "plan": meta.get("plan"), "stages": [],
             "approvals": [], "review": None, "notes": [], "task": begun.job["task"]}
 

@@ -22,6 +22,7 @@ from ..events import RunFinished, RunStarted
 from ..kernel.executor import Executor, task
 from ..kernel.unit import WorkUnit
 from ..store import new_id
+from ._begun import Begun
 from ..workspaces import (branch_diff, delete_branch, exclude_flotilla, kept_diff, merge_branch, open_repo,
                           remove_worktree, require_branch, require_clean, resolve_commit)
 from ..workspaces.worktree import branch_name, worktree_root
@@ -88,17 +89,6 @@ class RaceOutcome:
                    notes=list(data.get("notes", [])), selection=data.get("selection"), review=data.get("review"))
 
 
-@dataclass
-class Begun:
-    """A race recorded in the store, its attempts named, nothing run yet."""
-
-    race_id: str
-    job: dict[str, Any]
-
-    def started_event(self) -> RunStarted:
-        return RunStarted(run_id=self.race_id, kind="race", title=self.job["spec"][:80])
-
-
 def _agent_model(session: Any, agent: str) -> str:
     """The model an attempt without ``-m`` runs: its agent file's own (unless ``inherit``), else the default."""
     spec = session.agents_for(session.project).get(agent)
@@ -158,7 +148,7 @@ def begin(session: Any, spec: str, *, models: list[str], check: str | None = Non
         "budget_usd": budget_usd,
         "attempts": attempts, "queue": queue})
     session.store.emit(RunStarted(run_id=race_id, kind="race", title=spec[:80]))
-    return Begun(race_id, job)
+    return Begun(race_id, "race", job, job["spec"])
 
 
 def _unit(job: dict[str, Any], plan: dict[str, Any], attempt: dict[str, Any]) -> WorkUnit:

@@ -12,7 +12,6 @@ merged: ``flotilla merge RUN`` is the person's step. A reviewer from the writer'
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from ..events import RunFinished, RunStarted
 from ..kernel.executor import Executor, task
 from ..kernel.unit import UnitResult, Worker, WorkUnit
 from ..store import new_id
+from ._begun import Begun
 from ..workspaces import (create_worktree, delete_branch, exclude_flotilla, merge_branch, open_repo, remove_worktree,
                           require_branch, require_clean, resolve_commit)
 from ..workspaces._git import git
@@ -59,16 +59,6 @@ def same_lab(session: Any, writer: str | None, reviewer: str) -> str | None:
         return None
     return (f"same lab: {writer} and {reviewer} are both {lab(session.catalog.resolve(writer))}'s; the blind spots "
             "are shared (a reviewer from another lab catches more)")
-
-
-@dataclass
-class Begun:
-    review_id: str
-    job: dict[str, Any]
-    warnings: list[str]
-
-    def started_event(self) -> RunStarted:
-        return RunStarted(run_id=self.review_id, kind="review", title=(self.job["task"] or self.job["branch"])[:80])
 
 
 def begin(session: Any, task: str | None = None, *, reviewer: str, writer: str | None = None,
@@ -125,7 +115,7 @@ def begin(session: Any, task: str | None = None, *, reviewer: str, writer: str |
         k: job[k] for k in ("root", "task", "branch", "writer", "reviewer", "base_branch", "base_commit", "config",
                             "check", "warnings")} | {"work_branch": branch_name(rid, "work")})
     session.store.emit(RunStarted(run_id=rid, kind="review", title=title))
-    return Begun(rid, job, warnings)
+    return Begun(rid, "review", job, job["task"] or job["branch"], warnings)
 
 
 @task("flotilla.review")
